@@ -1,0 +1,21 @@
+"""The paper's reported figures (../shared/PAPER.md), kept as data for tables that compare against them."""
+
+# Table 1: multiply-adds of the ImageNet family at 224x224 (conv and fc layers).
+TABLE1_MACS = {
+    "resnet18": 1.8e9,
+    "resnet34": 3.6e9,
+    "resnet50": 3.8e9,
+    "resnet101": 7.6e9,
+    "resnet152": 11.3e9,
+    "plain34": 3.6e9,
+}
+
+# Table 6: parameters and CIFAR-10 test error (%) of the CIFAR family.
+TABLE6 = {
+    "resnet20": (0.27e6, 8.75),
+    "resnet32": (0.46e6, 7.51),
+    "resnet44": (0.66e6, 7.17),
+    "resnet56": (0.85e6, 6.97),
+    "resnet110": (1.7e6, 6.43),
+    "resnet1202": (19.4e6, 7.93),
+}
