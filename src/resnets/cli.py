@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from .errors import UserError
 
@@ -65,6 +65,136 @@ def run_summary(args: argparse.Namespace) -> None:
     except ValueError as e:
         raise UserError(str(e)) from None
     print(json.dumps(c.to_dict(), indent=2) if args.json else format_stages(c))
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    import dataclasses
+    import typing
+
+    from .training.config import TrainConfig
+
+    p.description = "Train a model with a recipe of the paper; every recipe field can be overridden."
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        flag, hint = "--" + f.name.replace("_", "-"), hints[f.name]
+        kinds = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        kind = kinds[0]
+        if kind is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        elif typing.get_origin(kind) is tuple:
+            item = typing.get_args(kind)[0]
+            p.add_argument(
+                flag,
+                type=lambda text, item=item: [item(v) for v in text.split(",") if v],
+                default=None,
+                metavar="A,B,...",
+            )
+        else:
+            p.add_argument(flag, type=kind, default=None)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest valid checkpoint")
+
+
+@command("train", _add_train)
+def run_train(args: argparse.Namespace) -> None:
+    """Train (or resume) a run; writes checkpoints and metrics.csv into --out."""
+    import json
+    from pathlib import Path
+
+    from .data import download_cifar10
+    from .training.config import TrainConfig, resolve_config
+    from .training.loop import train
+
+    given = {k: v for k, v in vars(args).items() if v is not None and k not in ("command", "run", "resume")}
+    if not given.get("out"):
+        raise UserError("train needs --out RUN, the folder for checkpoints and metrics")
+    saved = Path(given["out"]) / "config.json"
+    if args.resume and saved.is_file():
+        config = TrainConfig.from_dict({**json.loads(saved.read_text()), **given}, source=str(saved))
+    else:
+        config = resolve_config(given)
+    if not config.data:
+        config.data = str(download_cifar10(default_data_root()))
+    train(config, resume=args.resume)
+
+
+def default_data_root():
+    """Where downloaded data sets go: $RESNETS_DATA, else ~/.cache/resnets/data."""
+    import os
+    from pathlib import Path
+
+    return Path(os.environ.get("RESNETS_DATA", Path.home() / ".cache" / "resnets" / "data"))
+
+
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    p.description = "Top-1 and top-5 error of a trained model (architecture and normalisation come from the file)."
+    p.add_argument("--checkpoint", required=True, help="run folder, .pt checkpoint or exported .safetensors")
+    p.add_argument("--data", required=True, help="data folder (CIFAR-10 python format or image folders)")
+    p.add_argument(
+        "--split",
+        default="val",
+        choices=("val", "test", "train"),
+        help="val: the run's held-out split of train (default); test; train: the rest of train",
+    )
+    p.add_argument("--limit", type=int, help="evaluate only the first N images")
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16", "fp16"))
+    p.add_argument("--json", action="store_true", help="print JSON with top1_error, top5_error and images")
+
+
+@command("evaluate", _add_evaluate)
+def run_evaluate(args: argparse.Namespace) -> None:
+    """Evaluate a checkpoint on a split; prints errors in percent."""
+    import torch
+
+    from .evaluation.evaluate import evaluate
+    from .evaluation.splits import evaluation_split
+    from .training.device import resolve_device, resolve_precision
+    from .weights import load_trained
+
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit {args.limit} must be a positive number of images")
+    trained = load_trained(args.checkpoint)
+    images = evaluation_split(args.data, args.split, trained.train_config, trained.classes)
+    if args.limit:
+        images = type(images)(images.images[: args.limit], images.labels[: args.limit], images.classes)
+    device = resolve_device(args.device)
+    model = trained.model.to(device).to(memory_format=torch.channels_last)
+    result = evaluate(
+        model,
+        images.images,
+        images.labels,
+        trained.pixel_mean,
+        device=device,
+        precision=resolve_precision(args.precision, device),
+        batch_size=args.batch_size,
+    )
+    result = {"checkpoint": str(args.checkpoint), "split": args.split, **result}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"{trained.name} on {args.split} ({result['images']} images): "
+            f"top-1 error {result['top1_error']:.2f}%, top-5 error {result['top5_error']:.2f}%"
+        )
+
+
+def _add_export(p: argparse.ArgumentParser) -> None:
+    p.description = "Export a trained model's weights (torchvision key names) with its metadata."
+    p.add_argument("--checkpoint", required=True, help="run folder or .pt checkpoint")
+    p.add_argument("--format", default="safetensors", choices=("safetensors",))
+    p.add_argument("--out", required=True, help="output file")
+
+
+@command("export", _add_export)
+def run_export(args: argparse.Namespace) -> None:
+    """Export weights to safetensors."""
+    from pathlib import Path
+
+    from .weights import export_safetensors, load_trained
+
+    export_safetensors(load_trained(args.checkpoint), Path(args.out))
+    print(f"wrote {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:

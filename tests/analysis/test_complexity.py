@@ -4,8 +4,11 @@ from resnets import paper
 from resnets.analysis.complexity import model_complexity
 
 TORCHVISION_PARAMS = {  # PAPER.md's reference counts of torchvision's v1.5 option-B models
-    "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032,
-    "resnet101": 44_549_160, "resnet152": 60_192_808,
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
 }
 
 

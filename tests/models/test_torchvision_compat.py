@@ -59,8 +59,15 @@ def torchvision_state_dict(bottleneck, layers, groups, width_per_group, num_clas
 
 def torchvision_forward(sd, x, bottleneck, layers, groups):
     def bn(t, name):
-        return F.batch_norm(t, sd[f"{name}.running_mean"], sd[f"{name}.running_var"], sd[f"{name}.weight"],
-                            sd[f"{name}.bias"], training=False, eps=1e-5)
+        return F.batch_norm(
+            t,
+            sd[f"{name}.running_mean"],
+            sd[f"{name}.running_var"],
+            sd[f"{name}.weight"],
+            sd[f"{name}.bias"],
+            training=False,
+            eps=1e-5,
+        )
 
     x = F.max_pool2d(F.relu(bn(F.conv2d(x, sd["conv1.weight"], stride=2, padding=3), "bn1")), 3, 2, 1)
     for i, n in enumerate(layers):
@@ -68,7 +75,9 @@ def torchvision_forward(sd, x, bottleneck, layers, groups):
             p, stride = f"layer{i + 1}.{j}", 2 if i > 0 and j == 0 else 1
             if bottleneck:
                 out = F.relu(bn(F.conv2d(x, sd[f"{p}.conv1.weight"]), f"{p}.bn1"))
-                out = F.relu(bn(F.conv2d(out, sd[f"{p}.conv2.weight"], stride=stride, padding=1, groups=groups), f"{p}.bn2"))
+                out = F.relu(
+                    bn(F.conv2d(out, sd[f"{p}.conv2.weight"], stride=stride, padding=1, groups=groups), f"{p}.bn2")
+                )
                 out = bn(F.conv2d(out, sd[f"{p}.conv3.weight"]), f"{p}.bn3")
             else:
                 out = F.relu(bn(F.conv2d(x, sd[f"{p}.conv1.weight"], stride=stride, padding=1), f"{p}.bn1"))

@@ -78,7 +78,9 @@ def measure(model: ResNet, input_size: int | None = None, name: str = "") -> Com
                 if isinstance(m, (nn.Conv2d, nn.Linear)):
                     handles.append(m.register_forward_hook(_macs_hook(cost)))
         last = modules[-1]
-        handles.append(last.register_forward_hook(lambda m, i, out, cost=cost: setattr(cost, "output", tuple(out.shape[1:]))))
+        handles.append(
+            last.register_forward_hook(lambda m, i, out, cost=cost: setattr(cost, "output", tuple(out.shape[1:])))
+        )
     device = next(model.parameters()).device
     try:
         with torch.no_grad():

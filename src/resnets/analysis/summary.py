@@ -22,7 +22,9 @@ def format_stages(c: Complexity) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = [f"{c.model} at {c.input_size}x{c.input_size}"]
     for row in rows:
-        lines.append("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
+        lines.append(
+            "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        )
     return "\n".join(lines)
 
 
@@ -46,8 +48,14 @@ def paper_table(options: dict | None = None, markdown: bool = True) -> str:
     for name in all_models():
         c = model_complexity(name, **(options or {}))
         rows.append(
-            (name, str(c.input_size), f"{c.params / 1e6:.2f}M", _reported(paper.TABLE6.get(name, (None,))[0]),
-             f"{c.macs / 1e9:.3f}G", _reported(paper.TABLE1_MACS.get(name)))
+            (
+                name,
+                str(c.input_size),
+                f"{c.params / 1e6:.2f}M",
+                _reported(paper.TABLE6.get(name, (None,))[0]),
+                f"{c.macs / 1e9:.3f}G",
+                _reported(paper.TABLE1_MACS.get(name)),
+            )
         )
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

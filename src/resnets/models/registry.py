@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from .resnet import ResNet, ResNetConfig
 
@@ -38,7 +39,9 @@ def imagenet_config(depth: int, residual: bool = True, **options: Any) -> ResNet
     if depth not in IMAGENET_DEPTHS:
         raise ValueError(f"depth={depth!r} is not in Table 1; choose one of {', '.join(map(str, IMAGENET_DEPTHS))}")
     block, depths = IMAGENET_DEPTHS[depth]
-    return ResNetConfig(**{"block": block, "depths": depths, "widths": IMAGENET_WIDTHS, "residual": residual, **options})
+    return ResNetConfig(
+        **{"block": block, "depths": depths, "widths": IMAGENET_WIDTHS, "residual": residual, **options}
+    )
 
 
 def cifar_config(depth: int, residual: bool = True, **options: Any) -> ResNetConfig:

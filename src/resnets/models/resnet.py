@@ -59,7 +59,9 @@ class ResNetConfig:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be a positive integer")
         if self.block == "basic" and (self.groups, self.width_per_group) != (1, 64):
-            raise ValueError("groups and width_per_group apply to bottleneck blocks only; use groups=1, width_per_group=64")
+            raise ValueError(
+                "groups and width_per_group apply to bottleneck blocks only; use groups=1, width_per_group=64"
+            )
         if self.zero_init_residual and not self.residual:
             raise ValueError("zero_init_residual=True would zero every plain block's output; it needs residual=True")
 

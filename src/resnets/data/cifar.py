@@ -1,0 +1,161 @@
+"""The official CIFAR-10 python format: reading its pickled batches, and downloading the archive."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import pickle
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..atomic import atomic_write
+from ..errors import UserError
+from .imageset import ImageSet
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
+CIFAR10_FOLDER = "cifar-10-batches-py"
+SPLITS = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+HAND_DOWNLOAD = f"download {CIFAR10_ARCHIVE} by hand, extract it and pass --data DIR"
+
+# numpy's array-unpickling function, reached without naming numpy.core (numpy 2 renamed it numpy._core).
+_reconstruct = np.ndarray((0,)).__reduce__()[0]
+
+
+def find_cifar10(path: Path) -> Path | None:
+    """`path` or its cifar-10-batches-py subfolder, whichever holds batches.meta; None if neither does."""
+    for folder in (path, path / CIFAR10_FOLDER):
+        if (folder / "batches.meta").is_file():
+            return folder
+    return None
+
+
+def read_cifar10(folder: Path, split: str) -> ImageSet:
+    """Read split "train" (data_batch_1..5) or "test" (test_batch) of an official cifar-10-batches-py folder."""
+    if split not in SPLITS:
+        raise UserError(f"CIFAR-10 folder {folder} has splits train and test, not {split!r}; val is carved from train")
+    classes = [str(name) for name in _unpickle(folder / "batches.meta").get("label_names", [])]
+    images, labels = [], []
+    for name in SPLITS[split]:
+        path = folder / name
+        batch = _unpickle(path)
+        data, batch_labels = batch.get("data"), np.asarray(batch.get("labels", []), np.int64)
+        if not (
+            isinstance(data, np.ndarray)
+            and data.dtype == np.uint8
+            and data.shape == (len(batch_labels), 3 * 32 * 32)
+            and np.all((batch_labels >= 0) & (batch_labels < len(classes)))
+        ):
+            raise UserError(f"{path} is not a CIFAR-10 batch (uint8 'data' [N, 3072] and N 'labels'); {HAND_DOWNLOAD}")
+        images.append(data.reshape(-1, 3, 32, 32))  # rows hold the red, green, blue planes, each row-major 32x32
+        labels.append(batch_labels)
+    return ImageSet(torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels)), classes)
+
+
+def download_cifar10(root: Path, *, url: str = CIFAR10_URL, md5: str = CIFAR10_MD5, progress: bool = True) -> Path:
+    """Download and extract the official CIFAR-10 archive into `root`, unless already there; return its folder."""
+    root = Path(root).expanduser()
+    folder = root / CIFAR10_FOLDER
+    if folder.is_dir():
+        return folder
+    archive = root / CIFAR10_ARCHIVE
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with atomic_write(archive) as f:  # a failed or damaged download leaves nothing behind
+            digest = _fetch(url, f, progress)
+            if digest != md5:
+                raise UserError(f"{url} sent a file with md5 {digest}, expected {md5}; try again or {HAND_DOWNLOAD}")
+    except OSError as e:
+        raise UserError(f"cannot write {archive} ({e}); choose a writable folder") from None
+    _extract(archive, root)
+    return folder
+
+
+def _fetch(url: str, out: BinaryIO, progress: bool) -> str:
+    """Stream `url` into `out` with a progress bar; return the md5 of what was received."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            desc = f"downloading {CIFAR10_ARCHIVE}"
+            with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not progress) as bar:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    md5.update(chunk)
+                    bar.update(len(chunk))
+    except urllib.error.HTTPError as e:
+        e.close()  # the error is also the server's open response
+        raise _download_error(url, e) from None
+    except (OSError, http.client.HTTPException) as e:  # URLError and socket timeouts are OSErrors
+        raise _download_error(url, getattr(e, "reason", e)) from None
+    return md5.hexdigest()
+
+
+def _download_error(url: str, reason: object) -> UserError:
+    return UserError(f"could not download CIFAR-10 from {url} ({reason}); {HAND_DOWNLOAD}")
+
+
+def _extract(archive: Path, root: Path) -> None:
+    """Unpack the cifar-10-batches-py folder of `archive` into `root`: all of it, or nothing."""
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".cifar-10-extract."))
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                parts = PurePosixPath(member.name).parts
+                if PurePosixPath(member.name).is_absolute() or ".." in parts:
+                    raise UserError(f"{archive} holds an unsafe path {member.name!r}; delete it and {HAND_DOWNLOAD}")
+                if member.isfile() and parts[:1] == (CIFAR10_FOLDER,):  # regular files only: no links, no devices
+                    dest = tmp.joinpath(*parts)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    with tar.extractfile(member) as src, open(dest, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+        if not (tmp / CIFAR10_FOLDER).is_dir():
+            raise UserError(f"{archive} has no {CIFAR10_FOLDER} folder; delete it and {HAND_DOWNLOAD}")
+        os.replace(tmp / CIFAR10_FOLDER, root / CIFAR10_FOLDER)
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise UserError(f"cannot extract {archive} ({e}); delete it and {HAND_DOWNLOAD}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles containers and numpy arrays only, so a tampered batch file cannot run code."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return self.ALLOWED[module, name]
+        except KeyError:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR-10 batch") from None
+
+
+def _unpickle(path: Path) -> dict[str, Any]:
+    """The dict pickled in an official batch file (written by Python 2, hence latin1 for its byte strings)."""
+    try:
+        with open(path, "rb") as f:
+            obj = _ArrayUnpickler(f, encoding="latin1").load()
+    except FileNotFoundError:
+        raise UserError(f"CIFAR-10 file {path} is missing; {HAND_DOWNLOAD}") from None
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as e:
+        raise UserError(f"cannot read CIFAR-10 file {path} ({e}); {HAND_DOWNLOAD}") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"CIFAR-10 file {path} does not hold a dict; {HAND_DOWNLOAD}")
+    return obj

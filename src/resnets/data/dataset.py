@@ -1,0 +1,30 @@
+"""Loading one split of a data set, official CIFAR-10 or an image folder, as an in-memory ImageSet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .cache import load_cached
+from .cifar import find_cifar10, read_cifar10
+from .folder import scan_split
+from .imageset import ImageSet
+
+__all__ = ["ImageSet", "load_split"]
+
+
+def load_split(
+    data: str | Path,
+    split: str = "train",
+    *,
+    cache_dir: Path | None = None,
+    skip_bad_images: bool = False,
+    workers: int | None = None,
+    progress: bool = True,
+) -> ImageSet:
+    """Load `split` of `data`: an official CIFAR-10 folder, or an image folder ROOT/<split>/<class>/<image>."""
+    root = Path(data).expanduser()
+    official = find_cifar10(root)
+    if official is not None:  # already raw uint8: no decoding, no cache
+        return read_cifar10(official, split)
+    scan = scan_split(root, split)
+    return load_cached(scan, cache_dir=cache_dir, skip_bad_images=skip_bad_images, workers=workers, progress=progress)

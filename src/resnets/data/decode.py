@@ -1,0 +1,108 @@
+"""Decoding image files to uint8 RGB arrays with Pillow, in parallel worker processes."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from ..errors import UserError
+
+CHUNK = 64  # files per task handed to a worker: amortises the inter-process round trip
+
+DecodeResult = tuple[np.ndarray | None, str | None]  # (image, None) or (None, error message)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """The images that decoded, [K, 3, H, W] uint8, the indices of their files, and one message per bad file."""
+
+    images: np.ndarray
+    kept: np.ndarray
+    bad: list[str]
+
+
+def decode_image(path: Path) -> np.ndarray:
+    """Decode one image file to a uint8 RGB array [3, H, W]; the format comes from the content, not the name."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that (and raises above); refuse both.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                rgb = img.convert("RGB")
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        raise UserError(f"{path} is too big to decode safely ({e}); remove it or pass --skip-bad-images") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as e:  # what Pillow raises for unreadable or truncated files
+        raise UserError(f"cannot decode image {path} ({e}); replace or remove it, or pass --skip-bad-images") from None
+    return np.ascontiguousarray(np.asarray(rgb).transpose(2, 0, 1))
+
+
+def decode_files(
+    files: Sequence[Path], *, skip_bad_images: bool = False, workers: int | None = None, progress: bool = True
+) -> Decoded:
+    """Decode non-empty `files`, all of one size, in `workers` processes (None: one per CPU), keeping their order."""
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers < 1:
+        raise UserError(f"workers {workers} must be at least 1")
+    out: np.ndarray | None = None
+    kept: list[int] = []
+    bad: list[str] = []
+    processes = min(workers, math.ceil(len(files) / CHUNK))
+    bar = tqdm(total=len(files), desc="decoding images", unit="img", disable=not progress)
+    with _decoded_stream(files, processes) as results, bar:
+        for i, (image, error) in enumerate(results):
+            bar.update()
+            if error is not None:
+                if not skip_bad_images:
+                    raise UserError(error)
+                bad.append(error)
+                continue
+            if out is None:
+                out = np.empty((len(files), *image.shape), np.uint8)  # rows of skipped files stay unused
+            elif image.shape != out.shape[1:]:
+                raise UserError(
+                    f"image {files[i]} is {_size(image)} but {files[kept[0]]} is {_size(out[0])}; "
+                    "all images of a split must have one size (this loader is for CIFAR-style data)"
+                )
+            out[len(kept)] = image
+            kept.append(i)
+    if out is None:
+        raise UserError(f"none of the {len(files)} images could be decoded; the first error was: {bad[0]}")
+    return Decoded(out[: len(kept)], np.asarray(kept, np.int64), bad)
+
+
+@contextmanager
+def _decoded_stream(files: Sequence[Path], processes: int) -> Iterator[Iterator[DecodeResult]]:
+    """The decode results of `files` in order, from a process pool unless one process is enough."""
+    if processes <= 1:
+        yield map(_decode_or_error, files)
+        return
+    # Workers get this process's limit, which a fresh (spawned) interpreter would not inherit.
+    pool = multiprocessing.Pool(processes, initializer=_set_pixel_limit, initargs=(Image.MAX_IMAGE_PIXELS,))
+    with pool:  # leaving the block terminates the workers, also when the caller stops early on an error
+        yield pool.imap(_decode_or_error, files, chunksize=CHUNK)
+
+
+def _decode_or_error(path: Path) -> DecodeResult:
+    """decode_image with its UserError turned into a value, so a worker reports it instead of dying."""
+    try:
+        return decode_image(path), None
+    except UserError as e:
+        return None, str(e)
+
+
+def _set_pixel_limit(limit: int | None) -> None:
+    Image.MAX_IMAGE_PIXELS = limit
+
+
+def _size(image: np.ndarray) -> str:
+    return f"{image.shape[2]}x{image.shape[1]}"

@@ -1,0 +1,201 @@
+"""The training configuration: a typed dataclass, filled from a recipe file and command-line overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import types
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_write
+from ..errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "configs"
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Defaults are the CIFAR-10 recipe of Sec. 4.2; every field is a `--flag`."""
+
+    model: str = "resnet20"
+    shortcut: str | None = None  # Sec. 3.3 option; None keeps the model's default
+    stride_on: str | None = None
+    zero_init_residual: bool = False
+    data: str = ""
+    out: str = ""
+    recipe: str = "cifar10-paper"
+    # Optimisation (Sec. 4.2): SGD, mini-batch 128, lr 0.1 divided by 10 at 32k and 48k, stop at 64k.
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    iters: int = 64000
+    milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of `iters` where the lr is divided
+    lr_decay: float = 0.1
+    warmup_lr: float | None = None  # ResNet-110/1202: start at 0.01 ...
+    warmup_until_error: float = 0.8  # ... until the training error is below 80%
+    # Data (Sec. 4.2): 45k/5k split, 4-pixel zero padding, random 32x32 crop, horizontal flip.
+    val_split: int = 5000
+    split_seed: int = 0
+    crop_padding: int = 4
+    flip: bool = True
+    skip_bad_images: bool = False
+    # Run mechanics.
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    deterministic: bool = False
+    eval_every: int = 0  # iterations between validations and checkpoints; 0: iters/20, at most 1000
+    log_every: int = 20
+    eval_batch_size: int = 500
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), _hints()[f.name]))
+        self.validate()
+
+    def validate(self) -> None:
+        """Reject out-of-range values with a message naming the field and the allowed range."""
+        _positive(self, "batch_size", "iters", "log_every", "eval_batch_size")
+        _positive(self, "lr", allow_zero=False)
+        _positive(
+            self,
+            "momentum",
+            "weight_decay",
+            "val_split",
+            "crop_padding",
+            "eval_every",
+            "split_seed",
+            "seed",
+            allow_zero=True,
+        )
+        if not 0 < self.lr_decay <= 1:
+            raise UserError(f"lr_decay={self.lr_decay} must be in (0, 1]")
+        if self.momentum >= 1:
+            raise UserError(f"momentum={self.momentum} must be below 1")
+        if any(not 0 < m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
+            raise UserError(f"milestones={list(self.milestones)} must be increasing fractions of iters in (0, 1)")
+        if self.warmup_lr is not None and self.warmup_lr <= 0:
+            raise UserError(f"warmup_lr={self.warmup_lr} must be positive (or left out for no warm-up)")
+        if not 0 < self.warmup_until_error <= 1:
+            raise UserError(f"warmup_until_error={self.warmup_until_error} must be a fraction in (0, 1]")
+        for name, choices in (
+            ("device", DEVICES),
+            ("precision", PRECISIONS),
+            ("shortcut", (None, "A", "B", "C")),
+            ("stride_on", (None, "1x1", "3x3")),
+        ):
+            if getattr(self, name) not in choices:
+                raise UserError(f"{name}={getattr(self, name)!r} is not one of {', '.join(c for c in choices if c)}")
+
+    @property
+    def milestone_iters(self) -> list[int]:
+        """The iterations at which the learning rate is divided (32k and 48k of 64k in the paper)."""
+        return [round(m * self.iters) for m in self.milestones]
+
+    @property
+    def eval_interval(self) -> int:
+        """Iterations between validations: `eval_every`, or iters/20 capped at 1000."""
+        return self.eval_every or max(1, min(1000, self.iters // 20))
+
+    def model_options(self) -> dict[str, Any]:
+        """The options this run passes to `create_model`, besides num_classes."""
+        options: dict[str, Any] = {"zero_init_residual": self.zero_init_residual}
+        options.update({k: getattr(self, k) for k in ("shortcut", "stride_on") if getattr(self, k) is not None})
+        return options
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict of every field."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Build from a dict, rejecting unknown keys by name."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(f"{source}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(known))}")
+        return cls(**values)
+
+    def save(self, path: Path) -> None:
+        """Write the resolved config as JSON, atomically."""
+        with atomic_write(path) as f:
+            f.write((json.dumps(self.to_dict(), indent=2) + "\n").encode())
+
+
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """Check `value` against the field's type; ints are accepted where floats are expected."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for option in options:
+        if option is type(None) and value is None:
+            return None
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        origin = typing.get_origin(option)
+        if origin is tuple and isinstance(value, (list, tuple)):
+            item = typing.get_args(option)[0]
+            return tuple(_coerce(name, v, item) for v in value)
+        if origin is None and option is not float and isinstance(value, option):
+            if option is int and isinstance(value, bool):
+                continue
+            return value
+    expected = " or ".join(getattr(o, "__name__", str(o)).replace("NoneType", "none") for o in options)
+    raise UserError(f"{name}={value!r} has the wrong type; expected {expected}")
+
+
+def _positive(config: TrainConfig, *names: str, allow_zero: bool = False) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if value < 0 or (value == 0 and not allow_zero):
+            raise UserError(f"{name}={value} must be {'non-negative' if allow_zero else 'positive'}")
+
+
+def recipe_path(recipe: str) -> Path:
+    """A recipe name from `configs/` (e.g. 'cifar10-paper') or a path to a TOML file."""
+    path = Path(recipe)
+    if path.suffix == ".toml":
+        if not path.is_file():
+            raise UserError(f"recipe file {path} does not exist")
+        return path
+    path = RECIPES_DIR / f"{recipe}.toml"
+    if not path.is_file():
+        names = sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
+        raise UserError(f"unknown recipe {recipe!r}; choose one of {', '.join(names)} or give a .toml file")
+    return path
+
+
+def resolve_config(overrides: dict[str, Any]) -> TrainConfig:
+    """Recipe values, then the recipe's per-model rules, then `overrides` (e.g. from the command line)."""
+    recipe = overrides.get("recipe", TrainConfig.recipe)
+    path = recipe_path(recipe)
+    try:
+        values = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"recipe file {path} is not valid TOML: {e}") from None
+    values.pop("description", None)
+    warmup = values.pop("warmup", {})
+    model = overrides.get("model", values.get("model", TrainConfig.model))
+    if model in warmup.get("models", []):
+        values["warmup_lr"] = warmup["lr"]
+        values["warmup_until_error"] = warmup.get("until_error", TrainConfig.warmup_until_error)
+    values.update(overrides)
+    values["recipe"] = recipe
+    return TrainConfig.from_dict(values, source=f"recipe {path}")

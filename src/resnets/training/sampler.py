@@ -1,0 +1,43 @@
+"""The order in which training images are visited: a seeded permutation per epoch, cut into batches."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import UserError
+from .rng import seeded_generator
+
+EPOCH_STREAM = 1  # keys the permutation stream apart from the augmentation stream
+
+
+class EpochSampler:
+    """Global batches of `batch_size` indices for any iteration; rank r of w keeps the r-th of w slices.
+
+    Every epoch is a fresh permutation of the dataset drawn from (seed, epoch), and the last
+    incomplete batch is dropped, so iteration i always sees the same images, on any number of ranks:
+    resuming needs nothing but the iteration number.
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+        if batch_size > size:
+            raise UserError(f"batch_size={batch_size} is larger than the {size} training images; lower --batch-size")
+        if batch_size % world_size:
+            raise UserError(f"batch_size={batch_size} does not split evenly over {world_size} processes")
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.steps_per_epoch = size // batch_size
+        self._epoch, self._permutation = -1, torch.empty(0, dtype=torch.long)
+
+    def permutation(self, epoch: int) -> torch.Tensor:
+        """The visiting order of `epoch` (cached for the current epoch)."""
+        if epoch != self._epoch:
+            generator = seeded_generator(self.seed, EPOCH_STREAM, epoch)
+            self._epoch, self._permutation = epoch, torch.randperm(self.size, generator=generator)
+        return self._permutation
+
+    def batch(self, iteration: int) -> torch.Tensor:
+        """This rank's share of the indices of the global batch at `iteration`."""
+        epoch, step = divmod(iteration, self.steps_per_epoch)
+        indices = self.permutation(epoch)[step * self.batch_size : (step + 1) * self.batch_size]
+        share = self.batch_size // self.world_size
+        return indices[self.rank * share : (self.rank + 1) * share]

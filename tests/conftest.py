@@ -1,0 +1,54 @@
+"""Fixtures shared by every test folder: small slices of the real data in ../shared/data, and a private cache."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(os.environ.get("RESNETS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+CIFAR_JPEG_ARCHIVE = SHARED / "cifar10-train-jpeg.tar.gz"
+IMAGENETTE_ARCHIVE = SHARED / "imagenette-224-val.tar.gz"
+CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+PER_CLASS = 4  # real JPEGs per class in the tiny image folder
+
+
+def extract_members(archive: Path, dest: Path, per_folder: int, folders: int) -> Path:
+    """Extract the first `per_folder` files of each of `folders` class folders, reading the tar stream once."""
+    if not archive.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{archive} is missing; CI needs the shared data beside the checkout")
+        pytest.skip(f"{archive} is not available")
+    counts: Counter[str] = Counter()
+    with tarfile.open(archive, "r|gz") as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if member.isfile() and counts[parts[1]] < per_folder:
+                counts[parts[1]] += 1
+                path = dest.joinpath(*parts)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(tar.extractfile(member).read())
+                if len(counts) == folders and min(counts.values()) == per_folder:
+                    break
+    return dest
+
+
+@pytest.fixture(autouse=True)
+def _private_default_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test writes to the real ~/.cache: the default cache folder is per test."""
+    monkeypatch.setenv("RESNETS_CACHE", str(tmp_path / "default-cache"))
+
+
+@pytest.fixture(scope="session")
+def cifar_jpegs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shared, read-only: ROOT/train/<class>/ with PER_CLASS real CIFAR-10 JPEGs (32x32) per class."""
+    return extract_members(CIFAR_JPEG_ARCHIVE, tmp_path_factory.mktemp("cifar-jpeg"), PER_CLASS, len(CIFAR_CLASSES))
+
+
+@pytest.fixture(scope="session")
+def cifar_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shared, read-only: ROOT/train/<class>/ with 40 real CIFAR-10 JPEGs per class, for short training runs."""
+    return extract_members(CIFAR_JPEG_ARCHIVE, tmp_path_factory.mktemp("cifar-small"), 40, len(CIFAR_CLASSES))

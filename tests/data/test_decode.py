@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from resnets.data.decode import CHUNK, decode_files, decode_image
+from resnets.errors import UserError
+
+from .conftest import save_image
+
+
+def pixels(path: Path) -> np.ndarray:
+    """What decode_image should give: Pillow's own RGB conversion, as [3, H, W]."""
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB")).transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGBA", "CMYK", "P", "1", "I"])
+def test_any_mode_becomes_uint8_rgb(tmp_path: Path, mode: str) -> None:
+    fmt = "JPEG" if mode == "CMYK" else "TIFF" if mode == "I" else "PNG"
+    path = save_image(tmp_path / f"img.{fmt.lower()}", size=(6, 5), mode=mode, fmt=fmt)
+    with Image.open(path) as img:
+        assert img.mode == mode
+    image = decode_image(path)
+    assert image.dtype == np.uint8 and image.shape == (3, 5, 6) and image.flags.c_contiguous
+    np.testing.assert_array_equal(image, pixels(path))
+
+
+def test_grayscale_gives_three_equal_channels(tmp_path: Path) -> None:
+    image = decode_image(save_image(tmp_path / "g.png", mode="L"))
+    assert np.array_equal(image[0], image[1]) and np.array_equal(image[1], image[2])
+    assert image.std() > 0
+
+
+def test_rgba_keeps_the_colour_channels(tmp_path: Path) -> None:
+    rgba = np.random.default_rng(1).integers(0, 256, (4, 4, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    np.testing.assert_array_equal(decode_image(tmp_path / "a.png"), rgba[..., :3].transpose(2, 0, 1))
+
+
+def test_content_decides_the_format_png_named_jpeg(tmp_path: Path) -> None:
+    path = save_image(tmp_path / "really_png.JPEG", fmt="PNG")
+    rgb = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)  # what save_image drew
+    np.testing.assert_array_equal(decode_image(path), rgb.transpose(2, 0, 1))  # lossless: it was read as PNG
+
+
+def truncated_jpeg(path: Path) -> Path:
+    save_image(path, size=(32, 32), fmt="JPEG")
+    path.write_bytes(path.read_bytes()[:300])
+    return path
+
+
+@pytest.mark.parametrize("make", [truncated_jpeg, lambda p: (p.write_bytes(b""), p)[1]], ids=["truncated", "zero-byte"])
+def test_unreadable_file_is_an_error_naming_it(tmp_path: Path, make) -> None:
+    path = make(tmp_path / "bad.jpg")
+    with pytest.raises(UserError, match=re.escape(str(path)) + r".*--skip-bad-images") as info:
+        decode_image(path)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_files_fail_decode_files_unless_skipped(tmp_path: Path) -> None:
+    files = [save_image(tmp_path / f"{i}.png", seed=i) for i in range(4)]
+    files.insert(1, truncated_jpeg(tmp_path / "t.jpg"))
+    files.insert(3, tmp_path / "empty.png")
+    files[3].write_bytes(b"")
+    with pytest.raises(UserError, match=re.escape(str(files[1]))):
+        decode_files(files, workers=1, progress=False)
+    decoded = decode_files(files, skip_bad_images=True, workers=1, progress=False)
+    assert decoded.kept.tolist() == [0, 2, 4, 5]
+    assert len(decoded.bad) == 2 and str(files[3]) in decoded.bad[1]
+    np.testing.assert_array_equal(decoded.images, np.stack([pixels(files[i]) for i in (0, 2, 4, 5)]))
+
+
+@pytest.mark.parametrize("side", [12, 16], ids=["warning-range", "error-range"])
+def test_decompression_bomb_is_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, side: int) -> None:
+    # Pillow warns between MAX_IMAGE_PIXELS and twice that (12x12 = 144) and raises above (16x16 = 256).
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    path = save_image(tmp_path / "bomb.png", size=(side, side))
+    with pytest.raises(UserError, match=re.escape(f"{path} is too big to decode safely")):
+        decode_image(path)
+
+
+def test_images_of_different_sizes_are_an_error_naming_the_first_odd_one(tmp_path: Path) -> None:
+    files = [save_image(tmp_path / f"{i}.png", size=size) for i, size in enumerate([(8, 8), (8, 8), (9, 8), (7, 7)])]
+    with pytest.raises(UserError, match=re.escape(f"image {files[2]} is 9x8 but {files[0]} is 8x8")):
+        decode_files(files, workers=1, progress=False)
+
+
+def test_worker_processes_give_the_same_result_in_order(tmp_path: Path) -> None:
+    files = [save_image(tmp_path / f"{i:03d}.png", seed=i) for i in range(2 * CHUNK + 5)]  # enough for 2 workers
+    files[CHUNK + 3].write_bytes(b"broken")
+    serial = decode_files(files, skip_bad_images=True, workers=1, progress=False)
+    parallel = decode_files(files, skip_bad_images=True, workers=2, progress=False)
+    np.testing.assert_array_equal(parallel.images, serial.images)
+    assert parallel.kept.tolist() == serial.kept.tolist() == [i for i in range(len(files)) if i != CHUNK + 3]
+    assert parallel.bad == serial.bad and len(parallel.bad) == 1
+    with pytest.raises(UserError, match=re.escape(str(files[CHUNK + 3]))):
+        decode_files(files, workers=2, progress=False)
+
+
+def test_workers_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="workers 0"):
+        decode_files([save_image(tmp_path / "a.png")], workers=0, progress=False)
+
+
+def test_all_files_bad_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(b"")
+    with pytest.raises(UserError, match="none of the 1 images could be decoded"):
+        decode_files([tmp_path / "a.png"], skip_bad_images=True, workers=1, progress=False)

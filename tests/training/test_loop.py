@@ -1,0 +1,115 @@
+import csv
+import math
+
+import pytest
+import torch
+
+from resnets.errors import UserError
+from resnets.training.checkpoint import load_checkpoint
+from resnets.training.config import TrainConfig
+from resnets.training.loop import Trainer, TrainingDiverged, train
+
+
+def tiny_config(data, out, **overrides) -> TrainConfig:
+    """ResNet-20 on 400 real CIFAR images: 300 train / 100 val, batch 32 (9 iterations an epoch)."""
+    values = dict(
+        model="resnet20",
+        data=str(data),
+        out=str(out),
+        batch_size=32,
+        iters=12,
+        eval_every=3,
+        log_every=3,
+        val_split=100,
+        deterministic=True,
+        precision="fp32",
+        eval_batch_size=50,
+    )
+    return TrainConfig(**{**values, **overrides})
+
+
+class Interrupt(Exception):
+    pass
+
+
+def interrupt_after(monkeypatch, steps: int) -> None:
+    original, calls = Trainer.step, {"n": 0}
+
+    def step(self, *args):
+        calls["n"] += 1
+        if calls["n"] > steps:
+            raise Interrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(Trainer, "step", step)
+
+
+def test_run_writes_config_metrics_and_checkpoints(cifar_small, tmp_path):
+    config = tiny_config(cifar_small, tmp_path / "run")
+    last = train(config)
+    run = tmp_path / "run"
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [int(r["iteration"]) for r in rows] == [3, 6, 9, 12]
+    assert list(rows[0]) == ["iteration", "lr", "train_loss", "train_error", "val_error", "images_per_sec"]
+    assert [float(r["lr"]) for r in rows] == pytest.approx([0.1, 0.1, 0.01, 0.001])  # milestones: 6 and 9 of 12
+    assert all(0 <= float(r["val_error"]) <= 100 and float(r["images_per_sec"]) > 0 for r in rows)
+    assert last["iteration"] == 12
+    state = load_checkpoint(run / "last.pt")
+    assert state["iteration"] == 12 and state["classes"][0] == "airplane"
+    assert state["pixel_mean"].shape == (3, 32, 32)
+    best = load_checkpoint(run / "best.pt")
+    assert best["best_val_error"] == min(float(r["val_error"]) for r in rows)
+    assert TrainConfig.from_dict(state["train_config"]) == config
+
+
+@pytest.mark.parametrize("stop", [4, 9])  # mid-epoch (checkpoint at 3), epoch boundary (checkpoint at 9)
+def test_resume_is_bit_for_bit(cifar_small, tmp_path, monkeypatch, stop):
+    train(tiny_config(cifar_small, tmp_path / "whole"))
+    with monkeypatch.context() as m:
+        interrupt_after(m, stop)
+        with pytest.raises(Interrupt):
+            train(tiny_config(cifar_small, tmp_path / "cut"))
+    assert load_checkpoint(tmp_path / "cut" / "last.pt")["iteration"] == 3 * (stop // 3)
+    train(tiny_config(cifar_small, tmp_path / "cut"), resume=True)
+    whole, cut = (load_checkpoint(tmp_path / r / "last.pt") for r in ("whole", "cut"))
+    for key, value in whole["model"].items():
+        assert torch.equal(value, cut["model"][key]), key
+    assert (tmp_path / "whole" / "metrics.csv").read_text().count("\n") == (
+        tmp_path / "cut" / "metrics.csv"
+    ).read_text().count("\n")
+
+
+def test_existing_run_needs_resume(cifar_small, tmp_path):
+    train(tiny_config(cifar_small, tmp_path / "run", iters=3))
+    with pytest.raises(UserError, match="pass --resume"):
+        train(tiny_config(cifar_small, tmp_path / "run", iters=3))
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(cifar_small, tmp_path, monkeypatch):
+    original, calls = Trainer.step, {"n": 0}
+
+    def step(self, *args):
+        calls["n"] += 1
+        loss, wrong = original(self, *args)
+        return (loss * math.nan if calls["n"] > 7 else loss), wrong
+
+    monkeypatch.setattr(Trainer, "step", step)
+    with pytest.raises(TrainingDiverged, match="loss became nan by iteration 9.*last.pt is kept"):
+        train(tiny_config(cifar_small, tmp_path / "run"))
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["iteration"] == 6
+
+
+@pytest.mark.parametrize("until, lrs", [(1.0, [0.01, 0.1, 0.1]), (1e-6, [0.01, 0.01, 0.01])])
+def test_warmup_lasts_until_training_error_is_low_enough(cifar_small, tmp_path, until, lrs):
+    config = tiny_config(
+        cifar_small, tmp_path / "run", iters=9, milestones=[0.99, 0.995], warmup_lr=0.01, warmup_until_error=until
+    )
+    train(config)
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
+    assert [float(r["lr"]) for r in rows] == pytest.approx(lrs)
+
+
+def test_batch_larger_than_dataset_is_rejected_before_training(cifar_small, tmp_path):
+    with pytest.raises(UserError, match="batch_size=512 is larger than the 300 training images"):
+        train(tiny_config(cifar_small, tmp_path / "run", batch_size=512))
+    assert not (tmp_path / "run" / "last.pt").exists()
