@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import zipfile
 from pathlib import Path
@@ -16,10 +17,41 @@ FORMAT = "resnets-checkpoint-v1"
 LAST, BEST = "last.pt", "best.pt"
 
 
+def checksum(value: Any) -> str:
+    """SHA-256 over every tensor's bytes and every plain value, in a fixed order: detects silent corruption."""
+    digest = hashlib.sha256()
+
+    def feed(v: Any) -> None:
+        if isinstance(v, torch.Tensor):
+            t = v.detach().cpu().contiguous()
+            digest.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy())
+        elif isinstance(v, dict):
+            for k in sorted(v, key=str):
+                digest.update(f"K{k!r}".encode())
+                feed(v[k])
+        elif isinstance(v, (list, tuple)):
+            digest.update(f"L{len(v)}".encode())
+            for item in v:
+                feed(item)
+        else:
+            digest.update(f"V{v!r}".encode())
+
+    feed(value)
+    return digest.hexdigest()
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write `state` to `path` atomically: a crash leaves the previous file, never a partial one."""
-    with atomic_write(path) as f:
-        torch.save({"format": FORMAT, **state}, f)
+    state = {"format": FORMAT, **state}
+    try:
+        with atomic_write(path) as f:
+            torch.save({**state, "checksum": checksum(state)}, f)
+    except OSError as e:
+        raise UserError(
+            f"could not write checkpoint {path} ({e.strerror or e}); the previous checkpoint is intact; "
+            "free some space or choose another --out"
+        ) from None
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -39,6 +71,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path} is not a resnets training checkpoint (export weights load with --weights)")
+    stored = state.pop("checksum", None)
+    if stored != checksum(state):
+        raise UserError(f"{path} is corrupted (its checksum does not match its contents); use another checkpoint")
     return state
 
 
