@@ -19,3 +19,20 @@ TABLE6 = {
     "resnet110": (1.7e6, 6.43),
     "resnet1202": (19.4e6, 7.93),
 }
+
+# Table 2: ImageNet top-1 validation error (%), 10-crop testing, of the nets Fig. 4 draws as curves
+# (its ResNets use option A shortcuts).
+# Fig. 6 (the CIFAR plain nets) gives curves only, so no plain CIFAR net has a number here.
+TABLE2_TOP1 = {
+    "plain18": 27.94,
+    "plain34": 28.54,
+    "resnet18": 27.88,
+    "resnet34": 25.03,
+}
+
+
+def reported_error(model: str) -> float | None:
+    """The top-1 error (%) the paper states for `model`: Table 6 (CIFAR-10 test) or Table 2 (ImageNet val)."""
+    if model in TABLE6:
+        return TABLE6[model][1]
+    return TABLE2_TOP1.get(model)

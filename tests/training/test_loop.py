@@ -90,8 +90,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(cifar_small, tmp_path
 
     def step(self, *args):
         calls["n"] += 1
-        loss, wrong = original(self, *args)
-        return (loss * math.nan if calls["n"] > 7 else loss), wrong
+        loss, wrong, taken = original(self, *args)
+        return (loss * math.nan if calls["n"] > 7 else loss), wrong, taken
 
     monkeypatch.setattr(Trainer, "step", step)
     with pytest.raises(TrainingDiverged, match="loss became nan by iteration 9.*last.pt is kept"):
@@ -113,3 +113,25 @@ def test_batch_larger_than_dataset_is_rejected_before_training(cifar_small, tmp_
     with pytest.raises(UserError, match="batch_size=512 is larger than the 300 training images"):
         train(tiny_config(cifar_small, tmp_path / "run", batch_size=512))
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_a_step_skipped_by_the_grad_scaler_is_retried_without_advancing_the_schedule(cifar_small, tmp_path):
+    trainer = Trainer(tiny_config(cifar_small, tmp_path / "run", iters=6, milestones=[0.5, 0.75]))
+    trainer.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)  # the fp16 path's scaler, on the CPU
+    overflow = {"at": 2, "calls": 0}
+
+    def poison(grad):  # the gradient of the third step overflows
+        overflow["calls"] += 1
+        return grad * math.inf if overflow["calls"] == overflow["at"] + 1 else grad
+
+    trainer.model.fc.weight.register_hook(poison)
+    taken_lrs = []
+    real_step = trainer.optimizer.step
+    trainer.optimizer.step = lambda *a, **k: (
+        taken_lrs.append(trainer.optimizer.param_groups[0]["lr"]),
+        real_step(*a, **k),
+    )[1]
+    trainer.fit()
+    assert overflow["calls"] == 7 and trainer.skipped_steps == 1  # six steps taken, one skipped and retried
+    assert taken_lrs == pytest.approx([0.1, 0.1, 0.1, 0.01, 0.001, 0.001])  # milestones at 3 and 4 of 6 steps
+    assert trainer.scaler.get_scale() == 2.0**9

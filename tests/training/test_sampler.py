@@ -7,21 +7,21 @@ from resnets.training.sampler import EpochSampler
 def test_each_epoch_is_a_permutation_and_drops_the_last_partial_batch():
     s = EpochSampler(10, 3, seed=0)
     assert s.steps_per_epoch == 3
-    epoch0 = torch.cat([s.batch(i) for i in range(3)])
+    epoch0 = torch.cat([s.global_batch(i) for i in range(3)])
     assert len(epoch0) == 9 and len(set(epoch0.tolist())) == 9
-    epoch1 = torch.cat([s.batch(i) for i in range(3, 6)])
+    epoch1 = torch.cat([s.global_batch(i) for i in range(3, 6)])
     assert not torch.equal(epoch0, epoch1)
 
 
 def test_order_depends_only_on_seed_and_iteration():
     a, b = EpochSampler(100, 8, seed=3), EpochSampler(100, 8, seed=3)
-    assert torch.equal(a.batch(57), b.batch(57))  # b jumps straight there, as a resumed run does
-    assert not torch.equal(a.batch(57), EpochSampler(100, 8, seed=4).batch(57))
+    assert torch.equal(a.global_batch(57), b.global_batch(57))  # b jumps straight there, as a resumed run does
+    assert not torch.equal(a.global_batch(57), EpochSampler(100, 8, seed=4).global_batch(57))
 
 
 def test_ranks_take_disjoint_shares_of_the_global_batch():
-    whole = EpochSampler(100, 8, seed=1).batch(5)
-    shares = [EpochSampler(100, 8, seed=1, rank=r, world_size=2).batch(5) for r in range(2)]
+    whole = EpochSampler(100, 8, seed=1).global_batch(5)
+    shares = [EpochSampler(100, 8, seed=1, rank=r, world_size=2).share(whole) for r in range(2)]
     assert torch.equal(torch.cat(shares), whole)
 
 

@@ -58,6 +58,7 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     deterministic: bool = False
+    sync_bn: bool = False  # under torchrun: BatchNorm statistics over the global batch, not each rank's share
     eval_every: int = 0  # iterations between validations and checkpoints; 0: iters/20, at most 1000
     log_every: int = 20
     eval_batch_size: int = 500

@@ -1,4 +1,8 @@
-"""The training loop: the paper's CIFAR recipe (Sec. 4.2) on a uint8 dataset held on the training device."""
+"""The training loop: the paper's CIFAR recipe (Sec. 4.2) on a uint8 dataset held on the training device.
+
+Under torchrun every process trains on its share of each global batch (DistributedDataParallel); rank 0 alone
+logs, writes metrics and saves checkpoints.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from ..models import ResNet, model_config
 from .checkpoint import BEST, LAST, latest_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .device import autocast, resolve_device, resolve_precision
+from .distributed import Group, process_group, sync_batchnorm
 from .metrics import MetricsLog
 from .rng import seeded_generator
 from .sampler import EpochSampler
@@ -42,7 +47,7 @@ class TrainData:
 def prepare_data(config: TrainConfig, progress: bool = True) -> TrainData:
     """Load the training split, hold out `val_split` images (or use the test split when it is 0)."""
     full = load_split(config.data, "train", skip_bad_images=config.skip_bad_images, progress=progress)
-    if full.skipped or full.ignored:
+    if progress and (full.skipped or full.ignored):
         print(f"data: skipped {full.skipped} unreadable images, ignored {full.ignored} non-image files")
     if config.val_split:
         train_idx, val_idx = train_val_split(full.labels, config.val_split, config.split_seed)
@@ -60,14 +65,18 @@ def _optional_split(config: TrainConfig, split: str, progress: bool) -> ImageSet
 
 
 class Trainer:
-    """Owns the model, optimizer and position of one run; `fit()` trains to `config.iters`."""
+    """Owns the model, optimizer and position of one run; `fit()` trains to `config.iters`.
 
-    def __init__(self, config: TrainConfig, resume: bool = False):
+    `group` is this process's place among torchrun's processes; without it the run is a single process.
+    """
+
+    def __init__(self, config: TrainConfig, resume: bool = False, group: Group | None = None):
         self.config = config
         self.run = Path(config.out)
-        self.device = resolve_device(config.device)
+        self.group = group or Group(resolve_device(config.device))
+        self.device = self.group.device
         self.precision = resolve_precision(config.precision, self.device)
-        self.is_main = True
+        self.is_main = self.group.is_main
         if config.deterministic:
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
@@ -75,37 +84,53 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
 
         found = latest_checkpoint(self.run) if self.run.is_dir() else None
-        if found and not resume:
+        lowest, highest = self.group.min_max(found[1]["iteration"] if found else -1)
+        if lowest != highest:
+            raise UserError(
+                f"the processes found different checkpoints in {self.run}; put --out on a file system every node sees"
+            )
+        # Workers that torchrun restarts (--max-restarts) continue from the newest checkpoint, as with --resume;
+        # only the failed machine's torchrun counts the restart, so any rank's count decides.
+        restarted = self.group.min_max(self.group.restarts)[1] > 0
+        if found and not (resume or restarted):
             raise UserError(f"{found[0]} already exists; pass --resume to continue that run or choose another --out")
-        self.run.mkdir(parents=True, exist_ok=True)
-        config.save(self.run / "config.json")
+        if self.is_main:
+            self.run.mkdir(parents=True, exist_ok=True)
+            config.save(self.run / "config.json")
 
-        self.data = prepare_data(config, progress=self.is_main)
+        with self.group.main_first():  # one process per node decodes and caches the images, the others read them
+            self.data = prepare_data(config, progress=self.is_main)
         classes = self.data.train.classes
         torch.manual_seed(config.seed)  # the initial weights
         self.model_config = model_config(config.model, num_classes=len(classes), **config.model_options())
         self.model = ResNet(self.model_config).to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if config.sync_bn and self.group.active:
+            self.model = sync_batchnorm(self.model, self.device)
         self.optimizer = torch.optim.SGD(
             self.model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
-        self.forward = torch.compile(self.model) if config.compile else self.model
 
         self.iteration = 0
+        self.skipped_steps = 0  # fp16 steps the grad scaler skipped (overflow), each one retried
         self.warming_up = config.warmup_lr is not None
         self.best_val_error: float | None = None
         if found:
             self._restore(found[1])
-            print(f"resuming {found[0]} at iteration {self.iteration}")
+            self._log(f"resuming {found[0]} at iteration {self.iteration}")
+        # self.model stays the bare module, so checkpoints keep torchvision's key names.
+        parallel = self.group.data_parallel(self.model)
+        self.forward = torch.compile(parallel) if config.compile else parallel
         self.images = self.data.train.images.to(self.device)
         self.labels = self.data.train.labels.to(self.device)
         self.mean = self.data.mean.to(self.device)
-        self.sampler = EpochSampler(len(self.images), config.batch_size, config.seed)
-        self.metrics = MetricsLog(
-            self.run, resume_from=self.iteration if found else None, tensorboard=config.tensorboard
+        self.sampler = EpochSampler(
+            len(self.images), config.batch_size, config.seed, self.group.rank, self.group.world_size
         )
+        resume_from = self.iteration if found else None
+        self.metrics = MetricsLog(self.run, resume_from, config.tensorboard) if self.is_main else None
 
     def _restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -133,17 +158,23 @@ class Trainer:
         }
 
     def batch(self, iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The augmented, normalised batch of `iteration`: a function of (seed, iteration) alone."""
-        idx = self.sampler.batch(iteration).to(self.device)
+        """This rank's share of the augmented, normalised global batch of `iteration`, from (seed, iteration) alone."""
+        idx = self.sampler.global_batch(iteration).to(self.device)
         generator = seeded_generator(self.config.seed, AUGMENT_STREAM, iteration, device=self.device)
+        # Every rank draws the crops and flips of the whole global batch and keeps its share, so each image is
+        # augmented the same way on any number of ranks.
         x = random_crop_flip(self.images[idx], self.config.crop_padding, generator, flip=self.config.flip)
-        x = normalize(x, self.mean)
+        x = normalize(self.sampler.share(x), self.mean)
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x, self.labels[idx]
+        return x, self.labels[self.sampler.share(idx)]
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """One SGD step; returns the detached loss and the number of misclassified images."""
+    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """One SGD step; returns the detached loss, the number of misclassified images and whether it was taken.
+
+        With fp16 the grad scaler skips a step whose gradients overflowed (and lowers its scale); the caller
+        then repeats the iteration, so a skipped step advances neither the schedule nor the data order.
+        """
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with autocast(self.device, self.precision):
@@ -151,15 +182,19 @@ class Trainer:
             loss = F.cross_entropy(logits, y)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        scale = self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return loss.detach(), (logits.detach().argmax(1) != y).sum()
+        taken = not self.scaler.is_enabled() or self.scaler.get_scale() >= scale
+        return loss.detach(), (logits.detach().argmax(1) != y).sum(), taken
 
     def validate(self) -> float | None:
-        """Top-1 error (%) on the validation images, or None without a validation set."""
+        """Top-1 error (%) on the validation images, measured by rank 0 and shared; None without a validation set."""
         val = self.data.val
         if val is None:
             return None
+        if not self.is_main:  # rank 0 validates the model it saves (without --sync-bn, BN buffers differ by rank)
+            return self.group.from_main(math.nan)
         result = evaluate(
             self.model,
             val.images,
@@ -170,17 +205,23 @@ class Trainer:
             batch_size=self.config.eval_batch_size,
             channels_last=self.config.channels_last,
         )
-        return result["top1_error"]
+        return self.group.from_main(result["top1_error"])
 
     def save(self, val_error: float | None) -> None:
-        """Write last.pt, and best.pt when validation improved."""
+        """Rank 0 writes last.pt, and best.pt when validation improved; every rank keeps the same bookkeeping."""
         improved = val_error is not None and (self.best_val_error is None or val_error < self.best_val_error)
         if improved:
             self.best_val_error = val_error
-        state = self.state()
-        save_checkpoint(self.run / LAST, state)
-        if improved:
-            save_checkpoint(self.run / BEST, state)
+        if self.is_main:
+            state = self.state()
+            save_checkpoint(self.run / LAST, state)
+            if improved:
+                save_checkpoint(self.run / BEST, state)
+        self.group.barrier()  # no rank runs ahead (or exits) while the checkpoint is being written
+
+    def _log(self, message: str) -> None:
+        if self.is_main:
+            tqdm.write(message)
 
     def fit(self) -> dict:
         """Train from the current iteration to `config.iters`, validating and checkpointing on the way."""
@@ -205,7 +246,10 @@ class Trainer:
         while self.iteration < config.iters:
             lr = learning_rate(config, self.iteration, self.warming_up)
             x, y = self.batch(self.iteration)
-            loss, wrong = self.step(x, y, lr)
+            loss, wrong, taken = self.step(x, y, lr)
+            if not taken:
+                self.skipped_steps += 1
+                continue
             window_loss += loss
             window_wrong += wrong
             window_steps += 1
@@ -215,8 +259,13 @@ class Trainer:
             if self.iteration % log_every and not at_eval:
                 continue
 
-            images = window_steps * len(y)
-            mean_loss, error = float(window_loss) / window_steps, float(window_wrong) / images
+            # Sums over all ranks, so that every rank takes the same NaN and warm-up decisions; each rank's loss
+            # is a mean over its share, so the global batch's is the mean over ranks.
+            totals = self.group.sum(torch.stack([window_loss.double(), window_wrong.double()]))
+            loss_sum, wrong = totals.tolist()
+            loss_sum /= self.group.world_size
+            images = window_steps * config.batch_size
+            mean_loss, error = loss_sum / window_steps, wrong / images
             if not math.isfinite(mean_loss):
                 progress.close()
                 raise TrainingDiverged(
@@ -225,9 +274,9 @@ class Trainer:
                 )
             if self.warming_up and warmup_finished(config, error):
                 self.warming_up = False
-                tqdm.write(f"warm-up done at iteration {self.iteration} (training error {100 * error:.1f}%)")
-            eval_loss += float(window_loss)
-            eval_wrong += float(window_wrong)
+                self._log(f"warm-up done at iteration {self.iteration} (training error {100 * error:.1f}%)")
+            eval_loss += loss_sum
+            eval_wrong += wrong
             eval_images += images
             eval_steps += window_steps
             window_loss.zero_()
@@ -252,21 +301,25 @@ class Trainer:
                     "val_error": val_error,
                     "images_per_sec": eval_images / max(train_seconds, 1e-9),
                 }
-                self.metrics.write(last_row)
+                if self.metrics:
+                    self.metrics.write(last_row)
                 self.save(val_error)
                 if val_error is not None:
-                    tqdm.write(
+                    self._log(
                         f"iteration {self.iteration}: train error {last_row['train_error']:.2f}%, "
                         f"val error {val_error:.2f}%, {last_row['images_per_sec']:.0f} images/s"
+                        + (f", {self.skipped_steps} overflowing fp16 steps retried" if self.skipped_steps else "")
                     )
                 eval_loss = eval_wrong = eval_images = eval_steps = 0
                 train_seconds = 0.0
             tick = time.perf_counter()
         progress.close()
-        self.metrics.close()
+        if self.metrics:
+            self.metrics.close()
         return last_row
 
 
 def train(config: TrainConfig, resume: bool = False) -> dict:
-    """Run (or resume) one training run; returns the last metrics row."""
-    return Trainer(config, resume=resume).fit()
+    """Run (or resume) one training run, data-parallel over torchrun's processes; returns the last metrics row."""
+    with process_group(config.device) as group:
+        return Trainer(config, resume=resume, group=group).fit()

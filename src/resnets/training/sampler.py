@@ -22,7 +22,10 @@ class EpochSampler:
         if batch_size > size:
             raise UserError(f"batch_size={batch_size} is larger than the {size} training images; lower --batch-size")
         if batch_size % world_size:
-            raise UserError(f"batch_size={batch_size} does not split evenly over {world_size} processes")
+            raise UserError(
+                f"batch_size={batch_size} does not split evenly over {world_size} processes; "
+                f"choose a multiple of {world_size}"
+            )
         self.size, self.batch_size, self.seed = size, batch_size, seed
         self.rank, self.world_size = rank, world_size
         self.steps_per_epoch = size // batch_size
@@ -35,9 +38,12 @@ class EpochSampler:
             self._epoch, self._permutation = epoch, torch.randperm(self.size, generator=generator)
         return self._permutation
 
-    def batch(self, iteration: int) -> torch.Tensor:
-        """This rank's share of the indices of the global batch at `iteration`."""
+    def global_batch(self, iteration: int) -> torch.Tensor:
+        """The indices of the whole global batch at `iteration`, the same on every rank."""
         epoch, step = divmod(iteration, self.steps_per_epoch)
-        indices = self.permutation(epoch)[step * self.batch_size : (step + 1) * self.batch_size]
-        share = self.batch_size // self.world_size
-        return indices[self.rank * share : (self.rank + 1) * share]
+        return self.permutation(epoch)[step * self.batch_size : (step + 1) * self.batch_size]
+
+    def share(self, batch: torch.Tensor) -> torch.Tensor:
+        """This rank's contiguous slice of a global batch (of indices, images or labels)."""
+        size = self.batch_size // self.world_size
+        return batch[self.rank * size : (self.rank + 1) * size]

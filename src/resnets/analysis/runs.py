@@ -1,0 +1,78 @@
+"""A training run read back from its folder (config.json and metrics.csv), for tables and curves."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError
+from ..training.config import TrainConfig
+from ..training.metrics import read_metrics
+from .complexity import model_complexity
+
+
+@dataclass
+class Run:
+    """One run folder: its resolved configuration and one metrics row per validation."""
+
+    path: Path
+    config: TrainConfig
+    rows: list[dict[str, float | None]]
+
+    @property
+    def model(self) -> str:
+        return self.config.model
+
+    @property
+    def residual(self) -> bool:
+        """False for the plain counterparts (the registry's plain* names)."""
+        return "plain" not in self.model
+
+    @property
+    def iteration(self) -> int:
+        """Iterations trained so far, as of the last validation."""
+        return int(self.rows[-1]["iteration"]) if self.rows else 0
+
+    def final(self, column: str) -> float | None:
+        """The last row's value of `column` (e.g. 'train_error', 'val_error'), None before the first row."""
+        return self.rows[-1][column] if self.rows else None
+
+    @property
+    def best_val_error(self) -> float | None:
+        errors = [r["val_error"] for r in self.rows if r["val_error"] is not None]
+        return min(errors) if errors else None
+
+    @property
+    def params(self) -> int:
+        """Parameters of the network as this run built it (the recipe's shortcut option included)."""
+        return model_complexity(self.model, **self.config.model_options()).params
+
+
+def validation_set(config: TrainConfig) -> str:
+    """The images a run's 'val_error' is measured on: a held-out part of train, or the test split (val_split 0)."""
+    return f"held-out {config.val_split:,}" if config.val_split else "test split"
+
+
+def validation_label(config: TrainConfig) -> str:
+    """The name of a run's 'val_error' in tables and legends, saying honestly what it measures."""
+    return f"validation error ({validation_set(config)})" if config.val_split else "test error"
+
+
+def load_run(path: str | Path) -> Run:
+    """Read a run folder written by `resnets train`."""
+    path = Path(path)
+    config_file, metrics_file = path / "config.json", path / "metrics.csv"
+    if not (config_file.is_file() and metrics_file.is_file()):
+        raise UserError(f"{path} is not a training run folder (it needs config.json and metrics.csv)")
+    try:
+        values = json.loads(config_file.read_text())
+    except ValueError as e:
+        raise UserError(f"{config_file} is not valid JSON ({e})") from None
+    return Run(path, TrainConfig.from_dict(values, source=str(config_file)), read_metrics(metrics_file))
+
+
+def group_by_kind(runs: list[Run]) -> dict[str, list[Run]]:
+    """Plain nets, then residual nets, as the two panels of Fig. 4 and Fig. 6; empty groups are left out."""
+    groups = {"plain": [r for r in runs if not r.residual], "ResNet": [r for r in runs if r.residual]}
+    return {title: members for title, members in groups.items() if members}

@@ -1,0 +1,106 @@
+"""`resnets report`: one markdown file with Fig. 4-style curves, a table of every run, and each results.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from .. import paper
+from ..analysis.output import RESULTS_FILE, write_text
+from ..analysis.plots import error_curves
+from ..analysis.runs import Run, group_by_kind, load_run, validation_label, validation_set
+from ..analysis.tables import markdown_table, millions, paper_name, percent
+from ..errors import UserError
+from .runner import EXPERIMENT_FILE
+
+LINK = re.compile(r"(\]\()([^)\s]+)(\))")
+
+
+def _link(target: Path, base: Path) -> str:
+    return Path(os.path.relpath(target, base)).as_posix()
+
+
+def collect(paths: list[Path]) -> tuple[list[Run], list[Path]]:
+    """The runs behind `paths` (run folders, and the members of experiment folders) and their results.md files."""
+    runs: dict[Path, Run] = {}
+    results = []
+    for path in paths:
+        if (path / EXPERIMENT_FILE).is_file():
+            members = [path / m for m in json.loads((path / EXPERIMENT_FILE).read_text())["members"]]
+            found = [load_run(m) for m in members if (m / "metrics.csv").is_file()]  # not started yet: left out
+        elif (path / "config.json").is_file():
+            found = [load_run(path)]
+        elif (path / RESULTS_FILE).is_file():
+            found = []
+        else:
+            raise UserError(
+                f"{path} is not a training run (config.json, metrics.csv), an experiment ({EXPERIMENT_FILE}) "
+                f"or an analysis folder ({RESULTS_FILE})"
+            )
+        runs.update((run.path.resolve(), run) for run in found)
+        if (path / RESULTS_FILE).is_file():
+            results.append(path / RESULTS_FILE)
+    return list(runs.values()), results
+
+
+def runs_table(runs: list[Run], base: Path) -> str:
+    """Every run's progress, size and last errors next to the paper's figure."""
+    header = ["run", "model", "iterations", "params", "training error (%)", "val error (%)", "best val (%)"]
+    header += ["validated on", "paper (%)"]
+    rows = [
+        [
+            f"[{run.path.name}]({_link(run.path, base)})",
+            paper_name(run.model),
+            f"{run.iteration:,} / {run.config.iters:,}",
+            millions(run.params),
+            percent(run.final("train_error")),
+            percent(run.final("val_error")),
+            percent(run.best_val_error),
+            validation_set(run.config),
+            percent(paper.reported_error(run.model)),
+        ]
+        for run in runs
+    ]
+    return markdown_table(header, rows)
+
+
+def embed(results: Path, base: Path) -> str:
+    """A results.md one heading level down, its relative links rewritten to point from `base`."""
+    text = re.sub(r"^#", "##", results.read_text(), flags=re.MULTILINE)
+
+    def rebase(match: re.Match) -> str:
+        target = match[2]
+        if "://" in target or target.startswith(("/", "#")):
+            return match[0]
+        return match[1] + _link(results.parent / target, base) + match[3]
+
+    return LINK.sub(rebase, text).strip()
+
+
+def write_report(paths: list[Path], out: Path) -> list[Path]:
+    """Write OUT (markdown) and OUT's curves beside it (OUT-curves.png); returns the files written."""
+    runs, results = collect(paths)
+    if not runs and not results:
+        raise UserError(f"{', '.join(map(str, paths))}: no training run has metrics yet; nothing to report")
+    base = out.parent
+    parts, written = ["# Report"], []
+    if runs:
+        curves = out.with_name(f"{out.stem}-curves.png")
+        labels = {validation_label(run.config) for run in runs}
+        val_label = labels.pop() if len(labels) == 1 else "validation error"
+        title = "Training curves (Fig. 4 style)"
+        error_curves(group_by_kind(runs), curves, title=title, train_style="thin", val_label=val_label)
+        written.append(curves)
+        parts += [
+            "## Training curves",
+            f"Thin: training error; bold: {val_label}.",
+            f"![training curves]({_link(curves, base)})",
+            "## Runs",
+            runs_table(runs, base),
+            "Training error: over the augmented training batches since the previous validation. "
+            "Paper: Table 6 (CIFAR-10 test) or Table 2 (ImageNet val, 10-crop) where the paper states a number.",
+        ]
+    parts += [embed(result, base) for result in results]
+    return [write_text(out, "\n\n".join(parts) + "\n"), *written]
