@@ -8,8 +8,9 @@ import torch
 from resnets.errors import UserError
 from resnets.training import checkpoint as checkpoint_module
 from resnets.training.checkpoint import load_checkpoint
-from resnets.training.config import TrainConfig
 from resnets.training.loop import train
+
+from ..tiny import tiny_config
 
 
 def test_disk_full_during_the_second_save(cifar_small, tmp_path, monkeypatch):
@@ -24,17 +25,7 @@ def test_disk_full_during_the_second_save(cifar_small, tmp_path, monkeypatch):
 
     monkeypatch.setattr(checkpoint_module.torch, "save", save_until_the_disk_is_full)
     run = tmp_path / "run"
-    config = TrainConfig(
-        model="resnet20",
-        data=str(cifar_small),
-        out=str(run),
-        batch_size=32,
-        iters=6,
-        eval_every=2,
-        log_every=2,
-        val_split=100,
-        precision="fp32",
-    )
+    config = tiny_config(cifar_small, run, iters=6, eval_every=2, log_every=2, deterministic=False)
     with pytest.raises(
         UserError,
         match=r"could not write checkpoint .*last.pt \(No space left on device\); "

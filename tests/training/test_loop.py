@@ -9,23 +9,7 @@ from resnets.training.checkpoint import load_checkpoint
 from resnets.training.config import TrainConfig
 from resnets.training.loop import Trainer, TrainingDiverged, train
 
-
-def tiny_config(data, out, **overrides) -> TrainConfig:
-    """ResNet-20 on 400 real CIFAR images: 300 train / 100 val, batch 32 (9 iterations an epoch)."""
-    values = dict(
-        model="resnet20",
-        data=str(data),
-        out=str(out),
-        batch_size=32,
-        iters=12,
-        eval_every=3,
-        log_every=3,
-        val_split=100,
-        deterministic=True,
-        precision="fp32",
-        eval_batch_size=50,
-    )
-    return TrainConfig(**{**values, **overrides})
+from ..tiny import tiny_config
 
 
 class Interrupt(Exception):
