@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import types
@@ -65,8 +66,9 @@ class TrainConfig:
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
+        hints = _hints()
         for f in fields(self):
-            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), _hints()[f.name]))
+            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name]))
         self.validate()
 
     def validate(self) -> None:
@@ -138,6 +140,7 @@ class TrainConfig:
             f.write((json.dumps(self.to_dict(), indent=2) + "\n").encode())
 
 
+@functools.cache
 def _hints() -> dict[str, Any]:
     return typing.get_type_hints(TrainConfig)
 
