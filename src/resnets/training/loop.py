@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..data import ImageSet, load_split, normalize, pixel_mean, random_crop_flip, train_val_split
+from ..data.cifar import find_cifar10
 from ..errors import UserError
 from ..evaluation.evaluate import evaluate
 from ..models import ResNet, model_config
@@ -58,10 +59,11 @@ def prepare_data(config: TrainConfig, progress: bool = True) -> TrainData:
 
 
 def _optional_split(config: TrainConfig, split: str, progress: bool) -> ImageSet | None:
-    try:
-        return load_split(config.data, split, skip_bad_images=config.skip_bad_images, progress=progress)
-    except UserError:
+    """`split` if the data has one (official CIFAR-10 always has 'test'); a split that exists but is bad still fails."""
+    root = Path(config.data).expanduser()
+    if find_cifar10(root) is None and not (root / split).is_dir():
         return None
+    return load_split(config.data, split, skip_bad_images=config.skip_bad_images, progress=progress)
 
 
 class Trainer:
