@@ -52,3 +52,17 @@ def cifar_jpegs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def cifar_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Shared, read-only: ROOT/train/<class>/ with 40 real CIFAR-10 JPEGs per class, for short training runs."""
     return extract_members(CIFAR_JPEG_ARCHIVE, tmp_path_factory.mktemp("cifar-small"), 40, len(CIFAR_CLASSES))
+
+
+@pytest.fixture(scope="session")
+def imagenette_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shared, read-only: ROOT/train/<wnid>/ (4 each) and ROOT/val/<wnid>/ (2 each): 3 classes of real 224x224
+    Imagenette photos (all from the val archive, the smaller one)."""
+    root = tmp_path_factory.mktemp("imagenette-small")
+    extract_members(IMAGENETTE_ARCHIVE, root / "raw", 6, 3)
+    for class_dir in sorted((root / "raw" / "val").iterdir()):
+        for i, image in enumerate(sorted(class_dir.iterdir())):
+            dest = root / ("train" if i < 4 else "val") / class_dir.name / image.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            image.rename(dest)
+    return root

@@ -19,3 +19,11 @@ def tiny_config(data, out, **overrides) -> TrainConfig:
         eval_batch_size=50,
     )
     return TrainConfig(**{**values, **overrides})
+
+
+def tiny_imagenet_config(data, out, **overrides) -> TrainConfig:
+    """The ImageNet pipeline (Sec. 3.4) shrunk: shorter side in [36, 44], 32x32 crops, ResNet-20, batch 4, on
+    image folders with ROOT/val; 6 iterations, 2 worker-less validations."""
+    shrunk = dict(augmentation="imagenet", scale_range=(36, 44), crop_size=32, test_resize=36, workers=0)
+    schedule = dict(val_split=0, batch_size=4, iters=6, eval_batch_size=8)
+    return tiny_config(data, out, **{**shrunk, **schedule, **overrides})

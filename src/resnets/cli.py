@@ -69,6 +69,7 @@ def run_summary(args: argparse.Namespace) -> None:
 
 def _add_train(p: argparse.ArgumentParser) -> None:
     import dataclasses
+    import types
     import typing
 
     from .training.config import TrainConfig
@@ -77,8 +78,8 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         flag, hint = "--" + f.name.replace("_", "-"), hints[f.name]
-        kinds = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
-        kind = kinds[0]
+        union = isinstance(hint, types.UnionType)
+        kind = [a for a in typing.get_args(hint) if a is not type(None)][0] if union else hint
         if kind is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
         elif typing.get_origin(kind) is tuple:
@@ -114,6 +115,8 @@ def run_train(args: argparse.Namespace) -> None:
     else:
         config = resolve_config(given)
     with process_group(config.device) as group:  # under torchrun; a no-op for a single process
+        if not config.data and config.augmentation == "imagenet":
+            raise UserError(f"recipe {config.recipe} needs --data DIR holding DIR/train/<class>/<image> (as ImageNet)")
         if not config.data:
             with group.main_first():  # one download per node; the other processes find it there
                 config.data = str(download_cifar10(default_data_root(), progress=group.is_main))
@@ -129,57 +132,86 @@ def default_data_root():
 
 
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
-    p.description = "Top-1 and top-5 error of a trained model (architecture and normalisation come from the file)."
-    p.add_argument("--checkpoint", required=True, help="run folder, .pt checkpoint or exported .safetensors")
+    p.description = (
+        "Top-1 and top-5 error of a trained model, or of an ensemble (softmax averaged, Table 5), under the test "
+        "views of Sec. 3.4; architecture and normalisation come from the files."
+    )
+    p.add_argument(
+        "--checkpoint", action="append", default=[], help="run folder, .pt or resnets .safetensors; repeat: ensemble"
+    )
+    p.add_argument("--weights", help="weights to evaluate: a .pth/.safetensors file or torchvision-v1 (with --model)")
+    p.add_argument("--model", help="with --weights: the network to build (see `resnets list`)")
+    p.add_argument("--shortcut", choices=("A", "B", "C"), help="with --weights: shortcut option of Sec. 3.3")
+    p.add_argument("--stride-on", choices=("1x1", "3x3"), help="with --weights: bottleneck conv that subsamples")
     p.add_argument("--data", required=True, help="data folder (CIFAR-10 python format or image folders)")
     p.add_argument(
         "--split",
         default="val",
         choices=("val", "test", "train"),
-        help="val: the run's held-out split of train (default); test; train: the rest of train",
+        help="val: the run's held-out split of train, else DATA/val (default); test; train: the rest of train",
     )
-    p.add_argument("--limit", type=int, help="evaluate only the first N images")
-    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--val-labels", help="labels file of a flat DATA/val folder (`<file> <class>` lines or Kaggle csv)")
+    p.add_argument(
+        "--views",
+        help="comma-separated: full, center, 10crop, multiscale (default: full for CIFAR runs, center otherwise)",
+    )
+    p.add_argument("--resize", type=int, help="center/10crop: shorter side before cropping (default: the run's, 256)")
+    p.add_argument("--crop", type=int, help="center/10crop: crop side (default: the run's, 224)")
+    p.add_argument("--scales", default="224,256,384,480,640", help="multiscale: shorter sides, comma-separated")
+    p.add_argument("--limit", type=int, help="evaluate only N images, always the same ones, spread over the split")
+    p.add_argument("--batch-size", type=int, default=256, help="crops per forward pass")
+    p.add_argument("--workers", type=int, help="decoding processes (default: one per CPU core, at most 8)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16", "fp16"))
-    p.add_argument("--json", action="store_true", help="print JSON with top1_error, top5_error and images")
+    p.add_argument("--json", action="store_true", help="print one JSON object with every view's errors and seconds")
+
+
+def _int_list(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UserError(f"{flag} {text!r} is not a comma-separated list of integers such as 224,256,384") from None
 
 
 @command("evaluate", _add_evaluate)
 def run_evaluate(args: argparse.Namespace) -> None:
-    """Evaluate a checkpoint on a split; prints errors in percent."""
-    import torch
+    """Evaluate checkpoints (an ensemble) or weights on a split under test views; prints errors in percent."""
+    from pathlib import Path
 
-    from .evaluation.evaluate import evaluate
-    from .evaluation.splits import evaluation_split
-    from .training.device import resolve_device, resolve_precision
-    from .weights import load_trained
+    from .evaluation.protocol import default_views, evaluate_models, format_result, load_models
 
-    if args.limit is not None and args.limit < 1:
-        raise UserError(f"--limit {args.limit} must be a positive number of images")
-    trained = load_trained(args.checkpoint)
-    images = evaluation_split(args.data, args.split, trained.train_config, trained.classes)
-    if args.limit:
-        images = type(images)(images.images[: args.limit], images.labels[: args.limit], images.classes)
-    device = resolve_device(args.device)
-    model = trained.model.to(device).to(memory_format=torch.channels_last)
-    result = evaluate(
-        model,
-        images.images,
-        images.labels,
-        trained.pixel_mean,
-        device=device,
-        precision=resolve_precision(args.precision, device),
+    scales = _int_list(args.scales, "--scales")
+    views = [v.strip() for v in args.views.split(",") if v.strip()] if args.views is not None else None
+    if views == []:
+        raise UserError("--views is empty; pass e.g. --views center,10crop,multiscale")
+    if args.workers is not None and args.workers < 0:
+        raise UserError(f"--workers {args.workers} must be 0 (decode here) or more")
+    models = load_models(args.checkpoint, args.weights, args.model, **_model_options(args))
+    names = [*args.checkpoint, *([f"{args.weights} ({args.model})"] if args.weights else [])]
+    result = evaluate_models(
+        models,
+        names,
+        args.data,
+        args.split,
+        views or default_views(models),
+        resize=args.resize,
+        crop=args.crop,
+        scales=scales,
+        limit=args.limit,
+        labels_file=Path(args.val_labels) if args.val_labels else None,
         batch_size=args.batch_size,
+        workers=args.workers,
+        device=args.device,
+        precision=args.precision,
+        progress=not args.json,
     )
-    result = {"checkpoint": str(args.checkpoint), "split": args.split, **result}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(
-            f"{trained.name} on {args.split} ({result['images']} images): "
-            f"top-1 error {result['top1_error']:.2f}%, top-5 error {result['top5_error']:.2f}%"
+        name = (
+            models[0].name if len(models) == 1 else f"ensemble of {len(models)} ({', '.join(m.name for m in models)})"
         )
+        print(format_result(result, name))
 
 
 def _add_export(p: argparse.ArgumentParser) -> None:

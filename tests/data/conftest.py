@@ -24,6 +24,24 @@ def image_folder(tmp_path: Path, cifar_jpegs: Path) -> Path:
     return Path(shutil.copytree(cifar_jpegs, tmp_path / "images"))
 
 
+IMAGENETTE_CLASSES, IMAGENETTE_PER_CLASS = 3, 4
+
+
+@pytest.fixture(scope="session")
+def imagenette(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shared, read-only: ROOT/train/<wnid>/ with 4 real Imagenette val JPEGs (224x224) for each of 3 classes."""
+    root = tmp_path_factory.mktemp("imagenette")
+    extract_members(IMAGENETTE_ARCHIVE, root, IMAGENETTE_PER_CLASS, IMAGENETTE_CLASSES)
+    (root / "val").rename(root / "train")  # the archive holds val/ only
+    return root
+
+
+@pytest.fixture
+def imagenette_copy(tmp_path: Path, imagenette: Path) -> Path:
+    """This test's own copy of the tiny Imagenette folder, free to modify."""
+    return Path(shutil.copytree(imagenette, tmp_path / "imagenette"))
+
+
 @pytest.fixture
 def cache_dir(tmp_path: Path) -> Path:
     return tmp_path / "cache"

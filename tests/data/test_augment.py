@@ -94,3 +94,21 @@ def test_normalize_scales_to_unit_range_and_subtracts_the_mean_only() -> None:
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, images.float() / 255 - mean)
     torch.testing.assert_close(out.mean(0), torch.zeros(3, 4, 4), rtol=0, atol=1e-6)
+
+
+def test_normalize_takes_a_per_channel_mean_and_divides_by_std() -> None:
+    images = noise(2, size=5)
+    mean, std = torch.tensor([0.4, 0.5, 0.6]).view(3, 1, 1), torch.tensor([0.2, 0.25, 0.5]).view(3, 1, 1)
+    torch.testing.assert_close(normalize(images, mean), images.float() / 255 - mean)
+    torch.testing.assert_close(normalize(images, mean, std), (images.float() / 255 - mean) / std)
+
+
+def test_normalize_resizes_a_per_pixel_mean_to_the_image_size() -> None:
+    images = noise(2, size=6)
+    mean = torch.rand(3, 4, 4, generator=torch.Generator().manual_seed(0))
+    resized = F.interpolate(mean[None], size=(6, 6), mode="bilinear", align_corners=False)[0]
+    out = normalize(images, mean)
+    assert out.shape == (2, 3, 6, 6)
+    torch.testing.assert_close(out, images.float() / 255 - resized)
+    flat = torch.full((3, 4, 4), 0.25)  # a constant map stays constant at any size
+    torch.testing.assert_close(normalize(images, flat), images.float() / 255 - 0.25)

@@ -10,8 +10,9 @@ import torch
 
 from resnets.atomic import atomic_write
 from resnets.data import cache as cache_module
-from resnets.data import load_split
+from resnets.data import load_split, open_split
 from resnets.data.cache import cache_paths, default_cache_dir
+from resnets.data.decode import decode_image
 from resnets.errors import UserError
 
 from .conftest import save_image
@@ -162,3 +163,57 @@ def test_labels_and_counts_round_trip_through_the_cache(image_folder: Path, cach
         assert loaded.labels.dtype == torch.int64
         assert np.bincount(loaded.labels.numpy()).tolist() == [4] * 10
         assert (loaded.ignored, loaded.skipped) == (1, 0)
+
+
+SIZES = [(8, 8), (13, 5), (5, 21), (40, 30)]  # (W, H): a ragged split
+
+
+@pytest.fixture
+def ragged(tmp_path: Path) -> Path:
+    for i, size in enumerate(SIZES):
+        save_image(tmp_path / "ragged" / "train" / "c" / f"{i}.png", size=size, seed=i)
+    return tmp_path / "ragged"
+
+
+def open_cached(root: Path, cache_dir: Path):
+    return open_split(root, decode_cache=True, cache_dir=cache_dir, workers=1, progress=False)
+
+
+def test_images_of_any_size_are_cached_once_flat_and_read_memory_mapped(
+    ragged: Path, cache_dir: Path, decode_calls
+) -> None:
+    first = open_cached(ragged, cache_dir)
+    second = open_cached(ragged, cache_dir)
+    assert decode_calls == [4]
+    paths = cache_paths(ragged / "train", cache_dir)
+    flat, index = np.load(paths.images), np.load(paths.index)
+    assert flat.dtype == np.uint8 and flat.shape == (sum(3 * w * h for w, h in SIZES),)
+    assert index.tolist() == [[i, 3, h, w] for i, (w, h) in enumerate(SIZES)]
+    for i in range(4):
+        assert torch.equal(second.image(i), first.image(i))
+        assert torch.equal(second.image(i), torch.from_numpy(decode_image(ragged / "train" / "c" / f"{i}.png")))
+    assert isinstance(second._pixels, np.memmap)
+
+
+def test_a_ragged_cache_still_refuses_the_in_memory_loader(ragged: Path, cache_dir: Path, decode_calls) -> None:
+    open_cached(ragged, cache_dir)
+    with pytest.raises(UserError, match=r"1.png is 13x5 but .*0.png is 8x8; .*open_split"):
+        load(ragged, cache_dir)
+    assert decode_calls == [4]  # one cache serves both
+
+
+@pytest.mark.parametrize("damage", ["index", "version"])
+def test_an_old_or_damaged_ragged_cache_is_rebuilt(
+    ragged: Path, cache_dir: Path, decode_calls, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    version = cache_module.CACHE_VERSION
+    if damage == "version":  # written by the previous layout's code
+        monkeypatch.setattr(cache_module, "CACHE_VERSION", version - 1)
+    expected = open_cached(ragged, cache_dir).image(3)
+    if damage == "version":
+        monkeypatch.setattr(cache_module, "CACHE_VERSION", version)
+    else:
+        index = cache_paths(ragged / "train", cache_dir).index
+        index.write_bytes(index.read_bytes()[:-8])
+    assert torch.equal(open_cached(ragged, cache_dir).image(3), expected)
+    assert decode_calls == [4, 4]

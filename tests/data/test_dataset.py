@@ -67,3 +67,10 @@ def test_real_imagenette_jpegs_with_uppercase_extension(tmp_path: Path) -> None:
     loaded = load_split(root, "val", cache_dir=tmp_path / "cache", workers=1, progress=False)
     assert loaded.images.shape == (3, 3, 224, 224) and len(loaded.classes) == 1
     assert loaded.classes[0].startswith("n0")
+
+
+def test_images_of_different_sizes_are_an_error_naming_the_first_odd_one(tmp_path: Path) -> None:
+    files = [save_image(tmp_path / "train" / "a" / f"{i}.png", size=s) for i, s in enumerate([(8, 8), (9, 8), (7, 7)])]
+    with pytest.raises(UserError, match=re.escape(f"image {files[1]} is 9x8 but {files[0]} is 8x8")) as info:
+        load_split(tmp_path, cache_dir=tmp_path / "cache", workers=1, progress=False)
+    assert "open_split" in str(info.value) and "\n" not in str(info.value)

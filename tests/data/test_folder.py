@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from resnets.data.folder import scan_split
+from resnets.data.folder import has_split, scan_split
 from resnets.errors import UserError
 
 from .conftest import CIFAR_CLASSES, PER_CLASS, save_image
@@ -101,3 +101,65 @@ def test_split_without_class_folders_is_an_error(tmp_path: Path) -> None:
     save_image(tmp_path / "train" / "loose.png")
     with pytest.raises(UserError, match="has no class folders"):
         scan_split(tmp_path, "train")
+
+
+@pytest.fixture
+def flat_val(image_folder: Path) -> Path:
+    """ROOT/val/ holding three loose images (no class folders) beside the CIFAR train classes."""
+    for name in ("a.png", "b.JPEG", "c.png"):
+        save_image(image_folder / "val" / name, fmt="PNG")
+    return image_folder
+
+
+@pytest.mark.parametrize(
+    "text", ["a.png cat\nb.JPEG 9\n\nc.png bird\n", "c bird\nb truck\na cat\nunused.png dog\n"], ids=["names", "stems"]
+)
+def test_flat_split_is_labelled_by_a_labels_file_of_names_or_indices(flat_val: Path, tmp_path: Path, text) -> None:
+    (tmp_path / "labels.txt").write_text(text)
+    scan = scan_split(flat_val, "val", tmp_path / "labels.txt")
+    assert [p.name for p in scan.files] == ["a.png", "b.JPEG", "c.png"]
+    assert [scan.classes[label] for label in scan.labels] == ["cat", "truck", "bird"]
+    assert scan.classes == CIFAR_CLASSES
+
+
+def test_flat_split_is_labelled_by_kaggles_solution_csv(flat_val: Path, tmp_path: Path) -> None:
+    csv = tmp_path / "LOC_val_solution.csv"
+    csv.write_text("ImageId,PredictionString\na,cat 1 2 3 4 cat 5 6 7 8\nb,ship 0 0 9 9 \nc,frog 1 1 2 2\n")
+    scan = scan_split(flat_val, "val", csv)
+    assert [scan.classes[label] for label in scan.labels] == ["cat", "ship", "frog"]
+
+
+def test_flat_split_without_a_labels_file_asks_for_one(flat_val: Path) -> None:
+    with pytest.raises(UserError, match=r"val has no class folders; .*pass --val-labels FILE"):
+        scan_split(flat_val, "val")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a.png cat\nb.JPEG zebra\n", r"line 2 of .*labels.txt names class 'zebra'"),
+        ("a.png cat\nb.JPEG 10\n", r"class '10', which is neither .* below 10"),
+        ("a.png cat dog\n", r"line 1 of .*labels.txt is not '<file name> <class>'"),
+        ("a.png cat\nc.png dog\n", r"image .*b.JPEG has no label in .*labels.txt"),
+    ],
+    ids=["unknown-class", "index-out-of-range", "bad-line", "unlabelled-image"],
+)
+def test_bad_labels_file_is_an_error_naming_it(flat_val: Path, tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "labels.txt").write_text(text)
+    with pytest.raises(UserError, match=message):
+        scan_split(flat_val, "val", tmp_path / "labels.txt")
+
+
+def test_missing_labels_file_is_an_error_naming_it(flat_val: Path, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=f"cannot read labels file {tmp_path / 'absent.txt'}"):
+        scan_split(flat_val, "val", tmp_path / "absent.txt")
+
+
+def test_labels_file_for_a_split_with_class_folders_is_an_error(image_folder: Path, tmp_path: Path) -> None:
+    (tmp_path / "labels.txt").write_text("")
+    with pytest.raises(UserError, match="train has class folders, so it needs no labels file"):
+        scan_split(image_folder, "train", tmp_path / "labels.txt")
+
+
+def test_has_split_tells_which_split_folders_exist(flat_val: Path) -> None:
+    assert has_split(flat_val, "train") and has_split(flat_val, "val") and not has_split(flat_val, "test")

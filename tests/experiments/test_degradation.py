@@ -91,7 +91,7 @@ def test_cli_reruns_a_finished_experiment_without_training(experiment, cifar_sma
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--family", "imagenet"], "ImageNet training protocol (Sec. 3.4) is not available yet"),
+        (["--family", "imagenet", "--depths", "20"], "imagenet has a plain and a residual net at depths 18,34,50"),
         (["--depths", "20,1202"], "cifar has a plain and a residual net at depths 20,32,44,56,110 only"),
     ],
 )
@@ -99,3 +99,26 @@ def test_user_errors(flags, message, tmp_path, capsys):
     assert main(["experiment", "degradation", "--data", str(tmp_path), "--out", str(tmp_path / "x"), *flags]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+SHRUNK_IMAGENET = """
+augmentation = "imagenet"
+scale_range = [36, 44]
+crop_size = 32
+test_resize = 36
+workers = 0
+lr = 0.1
+"""
+
+
+def test_imagenet_family_trains_plain18_and_resnet18_with_the_sec_3_4_pipeline(imagenette_small, tmp_path):
+    recipe = tmp_path / "shrunk-imagenet.toml"  # the ImageNet pipeline on 32x32 crops, for speed
+    recipe.write_text(SHRUNK_IMAGENET)
+    settings = dict(iters=2, eval_every=2, batch_size=4, val_split=0, precision="fp32")
+    results = degradation("imagenet", [18], str(imagenette_small), tmp_path / "fig4", recipe=str(recipe), **settings)
+    text = results.read_text()
+    assert "Degradation (Fig. 4): plain and residual nets on ImageNet" in text
+    assert "| plain-18 |" in text and "| ResNet-18 |" in text
+    for name in ("plain18", "resnet18"):
+        config = json.loads((tmp_path / "fig4" / name / "config.json").read_text())
+        assert (config["augmentation"], config["model"]) == ("imagenet", name)

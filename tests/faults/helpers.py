@@ -60,3 +60,13 @@ def assert_same_weights(a: Path, b: Path) -> None:
         assert torch.equal(value, sb["model"][key]), key
     for key, value in sa["optimizer"]["state"].items():
         assert torch.equal(value["momentum_buffer"], sb["optimizer"]["state"][key]["momentum_buffer"]), key
+
+
+class Payload:
+    """Unpickling this calls Path.touch(marker): harmless, and visible if it ever runs."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return Path.touch, (self.marker,)

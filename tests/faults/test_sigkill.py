@@ -83,3 +83,28 @@ def test_sigkill_during_a_checkpoint_write(cifar_small, tmp_path, reference):
     proc = run_to_end(cifar_small, run, ITERS, "--resume")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert_same_weights(run / "last.pt", reference)
+
+
+# The ImageNet pipeline (Sec. 3.4) shrunk to 32x32 crops: images decoded and augmented by 2 DataLoader workers.
+WORKERS_RUN = [
+    *("--model", "resnet20", "--augmentation", "imagenet", "--scale-range", "36,44", "--crop-size", "32"),
+    *("--test-resize", "36", "--val-split", "0", "--batch-size", "4", "--workers", "2", "--iters", "8"),
+    *("--eval-every", "2", "--log-every", "2", "--precision", "fp32", "--deterministic", "--eval-batch-size", "8"),
+]
+
+
+def test_exact_resume_with_dataloader_workers(imagenette_small, tmp_path):
+    def command(out, *extra):
+        return [sys.executable, "-m", "resnets", "train", "--data", str(imagenette_small), "--out", str(out), *extra]
+
+    reference = subprocess.run(command(tmp_path / "reference", *WORKERS_RUN), capture_output=True, timeout=300)
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    run = tmp_path / "killed"
+    proc = subprocess.run(
+        [sys.executable, "-c", DIES_IN_SECOND_SAVE, *command(run, *WORKERS_RUN)[3:]], capture_output=True, timeout=300
+    )
+    assert proc.returncode == -signal.SIGKILL
+    assert load_checkpoint(run / "last.pt")["iteration"] == 2  # killed at iteration 4, mid-epoch (3 an epoch)
+    proc = subprocess.run(command(run, *WORKERS_RUN, "--resume"), capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert_same_weights(run / "last.pt", tmp_path / "reference" / "last.pt")

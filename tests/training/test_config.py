@@ -62,3 +62,65 @@ def test_config_round_trips_through_json(tmp_path):
     c = resolve_config({"model": "resnet110", "iters": 100})
     c.save(tmp_path / "config.json")
     assert TrainConfig.from_dict(json.loads((tmp_path / "config.json").read_text())) == c
+
+
+def test_imagenet_recipe_is_sec_3_4():
+    c = resolve_config({"recipe": "imagenet-paper"})
+    assert (c.batch_size, c.lr, c.momentum, c.weight_decay, c.iters) == (256, 0.1, 0.9, 1e-4, 600000)
+    assert (c.lr_schedule, c.lr_decay, c.augmentation, c.scale_range, c.crop_size) == (
+        "plateau",
+        0.1,
+        "imagenet",
+        (256, 480),
+        224,
+    )
+    assert c.lighting_std == 0.1 and c.val_split == 0
+
+
+def test_fixed_epoch_variant_divides_at_epochs_30_60_90_of_120():
+    c = resolve_config({"recipe": "imagenet-paper-epochs"})
+    assert c.epochs == 120 and c.lr_schedule == "step"
+    assert [m * c.epochs for m in c.milestones] == [30, 60, 90]
+    assert c.eval_interval(steps_per_epoch=5004) == 5004  # one validation an epoch
+
+
+def test_batch_size_rescales_lr_and_iterations_linearly():
+    c = resolve_config({"recipe": "imagenet-paper", "batch_size": 64})
+    assert (c.lr, c.iters, c.eval_every) == (0.025, 2_400_000, 20000)
+    c = resolve_config({"batch_size": 256})  # CIFAR: twice the batch, half the iterations
+    assert (c.lr, c.iters, c.milestone_iters) == (0.2, 32000, [16000, 24000])
+    c = resolve_config({"model": "resnet110", "batch_size": 64})
+    assert (c.lr, c.warmup_lr) == (0.05, 0.005)
+
+
+def test_given_values_are_not_rescaled():
+    c = resolve_config({"recipe": "imagenet-paper", "batch_size": 64, "lr": 0.1, "iters": 1000, "eval_every": 7})
+    assert (c.lr, c.iters, c.eval_every) == (0.1, 1000, 7)
+
+
+def test_iters_rescale_a_recipes_validation_interval_and_replace_epochs():
+    assert resolve_config({"recipe": "imagenet-paper", "iters": 6000}).eval_every == 50
+    c = resolve_config({"recipe": "imagenet-paper-epochs", "iters": 1000})
+    assert c.epochs is None and c.milestone_iters == [250, 500, 750]
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"scale_range": [480, 256]}, "scale_range=\\[480, 256\\]"),
+        ({"scale_range": [200, 480]}, "crop_size=224 <= LOW"),
+        ({"lr_schedule": "cosine"}, "lr_schedule='cosine' is not one of step, plateau"),
+        ({"augmentation": "autoaugment"}, "augmentation='autoaugment'"),
+        ({"epochs": 0}, "epochs=0.0 must be positive"),
+        ({"workers": -1}, "workers=-1"),
+        ({"weights": "torchvision-v1", "shortcut": "A"}, "shortcut='A' conflicts with --weights torchvision-v1"),
+    ],
+)
+def test_bad_imagenet_values_are_rejected_by_name(values, message):
+    with pytest.raises(UserError, match=message):
+        TrainConfig(**values)
+
+
+def test_named_weights_set_the_architecture_they_were_trained_with():
+    options = TrainConfig(model="resnet50", weights="torchvision-v1").model_options()
+    assert (options["stride_on"], options["shortcut"]) == ("3x3", "B")

@@ -1,5 +1,5 @@
 from resnets.training.config import TrainConfig
-from resnets.training.schedule import learning_rate, warmup_finished
+from resnets.training.schedule import Plateau, learning_rate, warmup_finished
 
 
 def test_lr_divided_by_10_at_32k_and_48k():
@@ -12,3 +12,18 @@ def test_warmup_holds_0_01_until_training_error_below_80_percent():
     c = TrainConfig(warmup_lr=0.01)
     assert learning_rate(c, 100, warming_up=True) == 0.01
     assert not warmup_finished(c, 0.85) and warmup_finished(c, 0.79)
+
+
+def test_plateau_divides_after_patience_validations_without_improvement():
+    c = TrainConfig(lr_schedule="plateau", plateau_patience=2, plateau_min_delta=0.5)
+    plateau = Plateau()
+    divided = [plateau.update(c, e) for e in (50.0, 40.0, 39.8, 39.6, 39.0, 38.0, 38.0)]
+    # 39.8 and 39.6 improve by less than 0.5 points on 40.0: two stalls, then a division; 38.0 resets the count
+    assert divided == [False, False, False, True, False, False, False]
+    assert learning_rate(c, 10**6, warming_up=False, plateau=plateau) == 0.1 * 0.1
+    assert Plateau(**plateau.state_dict()) == plateau
+
+
+def test_plateau_ignores_the_milestones():
+    c = TrainConfig(lr_schedule="plateau")
+    assert learning_rate(c, 63999, warming_up=False, plateau=Plateau()) == 0.1

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import os
 import pickle
 import shutil
 import tarfile
 import tempfile
-import urllib.error
-import urllib.request
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from ..atomic import atomic_write
+from ..download import download
 from ..errors import UserError
 from .imageset import ImageSet
 
@@ -71,40 +66,9 @@ def download_cifar10(root: Path, *, url: str = CIFAR10_URL, md5: str = CIFAR10_M
     if folder.is_dir():
         return folder
     archive = root / CIFAR10_ARCHIVE
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        with atomic_write(archive) as f:  # a failed or damaged download leaves nothing behind
-            digest = _fetch(url, f, progress)
-            if digest != md5:
-                raise UserError(f"{url} sent a file with md5 {digest}, expected {md5}; try again or {HAND_DOWNLOAD}")
-    except OSError as e:
-        raise UserError(f"cannot write {archive} ({e}); choose a writable folder") from None
+    download(url, archive, digest=md5, algorithm="md5", what="CIFAR-10", fix=HAND_DOWNLOAD, progress=progress)
     _extract(archive, root)
     return folder
-
-
-def _fetch(url: str, out: BinaryIO, progress: bool) -> str:
-    """Stream `url` into `out` with a progress bar; return the md5 of what was received."""
-    md5 = hashlib.md5(usedforsecurity=False)
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            desc = f"downloading {CIFAR10_ARCHIVE}"
-            with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not progress) as bar:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    md5.update(chunk)
-                    bar.update(len(chunk))
-    except urllib.error.HTTPError as e:
-        e.close()  # the error is also the server's open response
-        raise _download_error(url, e) from None
-    except (OSError, http.client.HTTPException) as e:  # URLError and socket timeouts are OSErrors
-        raise _download_error(url, getattr(e, "reason", e)) from None
-    return md5.hexdigest()
-
-
-def _download_error(url: str, reason: object) -> UserError:
-    return UserError(f"could not download CIFAR-10 from {url} ({reason}); {HAND_DOWNLOAD}")
 
 
 def _extract(archive: Path, root: Path) -> None:

@@ -24,9 +24,9 @@ DecodeResult = tuple[np.ndarray | None, str | None]  # (image, None) or (None, e
 
 @dataclass(frozen=True)
 class Decoded:
-    """The images that decoded, [K, 3, H, W] uint8, the indices of their files, and one message per bad file."""
+    """The K images that decoded (uint8 [3, H, W], each of its own size), their files' indices, the bad files."""
 
-    images: np.ndarray
+    images: list[np.ndarray]
     kept: np.ndarray
     bad: list[str]
 
@@ -49,11 +49,11 @@ def decode_image(path: Path) -> np.ndarray:
 def decode_files(
     files: Sequence[Path], *, skip_bad_images: bool = False, workers: int | None = None, progress: bool = True
 ) -> Decoded:
-    """Decode non-empty `files`, all of one size, in `workers` processes (None: one per CPU), keeping their order."""
+    """Decode non-empty `files`, of any sizes, in `workers` processes (None: one per CPU), keeping their order."""
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise UserError(f"workers {workers} must be at least 1")
-    out: np.ndarray | None = None
+    images: list[np.ndarray] = []
     kept: list[int] = []
     bad: list[str] = []
     processes = min(workers, math.ceil(len(files) / CHUNK))
@@ -66,18 +66,11 @@ def decode_files(
                     raise UserError(error)
                 bad.append(error)
                 continue
-            if out is None:
-                out = np.empty((len(files), *image.shape), np.uint8)  # rows of skipped files stay unused
-            elif image.shape != out.shape[1:]:
-                raise UserError(
-                    f"image {files[i]} is {_size(image)} but {files[kept[0]]} is {_size(out[0])}; "
-                    "all images of a split must have one size (this loader is for CIFAR-style data)"
-                )
-            out[len(kept)] = image
+            images.append(image)
             kept.append(i)
-    if out is None:
+    if not images:
         raise UserError(f"none of the {len(files)} images could be decoded; the first error was: {bad[0]}")
-    return Decoded(out[: len(kept)], np.asarray(kept, np.int64), bad)
+    return Decoded(images, np.asarray(kept, np.int64), bad)
 
 
 @contextmanager
@@ -102,7 +95,3 @@ def _decode_or_error(path: Path) -> DecodeResult:
 
 def _set_pixel_limit(limit: int | None) -> None:
     Image.MAX_IMAGE_PIXELS = limit
-
-
-def _size(image: np.ndarray) -> str:
-    return f"{image.shape[2]}x{image.shape[1]}"

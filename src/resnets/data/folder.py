@@ -1,4 +1,4 @@
-"""Scanning an image-folder data set laid out as ROOT/<split>/<class>/<image files>."""
+"""Scanning an image-folder data set: ROOT/<split>/<class>/<image files>, or a flat split folder plus a labels file."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+KAGGLE_HEADER = "ImageId,PredictionString"  # the first line of Kaggle's LOC_val_solution.csv
 LAYOUT = "ROOT/train/<class>/<image> (optional ROOT/val, ROOT/test) or a CIFAR-10 cifar-10-batches-py folder"
 
 
@@ -23,23 +24,42 @@ class FolderScan:
     ignored: list[Path]
 
 
-def scan_split(root: Path, split: str) -> FolderScan:
-    """List the images of ROOT/<split>/<class>/; classes are the sorted class folders of ROOT/train."""
+def scan_split(root: Path, split: str, labels_file: Path | None = None) -> FolderScan:
+    """List the images of ROOT/<split>/<class>/, or of a flat ROOT/<split>/ labelled by `labels_file`.
+
+    Classes are the sorted class folders of ROOT/train; a labels file names each image's class by folder name
+    (e.g. a wnid) or index, one `<file name> <class>` per line, or is Kaggle's LOC_val_solution.csv.
+    """
     split_dir = _split_dir(root, split)
     # Every split takes its label order from train, so a label means the same class in train, val and test.
     classes = [e.name for e in _visible(_split_dir(root, "train")) if e.is_dir()]
+    class_dirs: list[Path] = []
+    loose: list[Path] = []
+    for entry in _visible(split_dir):
+        (class_dirs if entry.is_dir() else loose).append(Path(entry.path))
+    if labels_file is not None:
+        if class_dirs:
+            raise UserError(f"{split_dir} has class folders, so it needs no labels file; drop {labels_file}")
+        return _flat_split(split_dir, loose, classes, Path(labels_file))
+    if not class_dirs:
+        flat = any(p.suffix.lower() in IMAGE_EXTENSIONS for p in loose)
+        hint = "; for a flat folder of images pass --val-labels FILE" if flat else ""
+        raise UserError(f"{split_dir} has no class folders; expected {split_dir}/<class>/<image>{hint}")
+    return _class_split(root, split_dir, class_dirs, loose, classes)
+
+
+def has_split(root: Path, split: str) -> bool:
+    """Whether the image-folder data set at `root` has a folder for `split` (e.g. val)."""
+    return (Path(root).expanduser() / split).is_dir()
+
+
+def _class_split(
+    root: Path, split_dir: Path, class_dirs: list[Path], ignored: list[Path], classes: list[str]
+) -> FolderScan:
+    """The images of ROOT/<split>/<class>/..., labelled by their class folder."""
     label_of = {name: i for i, name in enumerate(classes)}
     files: list[Path] = []
     labels: list[int] = []
-    ignored: list[Path] = []
-    class_dirs = []
-    for entry in _visible(split_dir):
-        if entry.is_dir():
-            class_dirs.append(Path(entry.path))
-        else:
-            ignored.append(Path(entry.path))
-    if not class_dirs:
-        raise UserError(f"{split_dir} has no class folders; expected {split_dir}/<class>/<image>")
     for class_dir in class_dirs:
         if class_dir.name not in label_of:
             raise UserError(f"class folder {class_dir} has no match in {root / 'train'}; each class needs train images")
@@ -51,6 +71,49 @@ def scan_split(root: Path, split: str) -> FolderScan:
         labels += [label_of[class_dir.name]] * len(images)
         ignored += others
     return FolderScan(split_dir, files, labels, classes, ignored)
+
+
+def _flat_split(split_dir: Path, entries: list[Path], classes: list[str], labels_file: Path) -> FolderScan:
+    """The images directly in `split_dir`, labelled by `labels_file`; an image without a label is an error."""
+    classes_of = _read_labels(labels_file, classes)
+    images = [p for p in entries if p.suffix.lower() in IMAGE_EXTENSIONS]
+    ignored = [p for p in entries if p.suffix.lower() not in IMAGE_EXTENSIONS]
+    if not images:
+        raise UserError(f"{split_dir} has no images ({' '.join(IMAGE_EXTENSIONS)}) for the labels in {labels_file}")
+    labels = []
+    for path in images:
+        label = classes_of.get(path.name, classes_of.get(path.stem))  # a labels file may leave out the extension
+        if label is None:
+            raise UserError(f"image {path} has no label in {labels_file}; add a line '{path.name} <class>'")
+        labels.append(label)
+    return FolderScan(split_dir, images, labels, classes, ignored)
+
+
+def _read_labels(labels_file: Path, classes: list[str]) -> dict[str, int]:
+    """File name (or, for Kaggle's CSV, image id) -> class index, from `labels_file`."""
+    try:
+        lines = labels_file.read_text(encoding="utf-8-sig").splitlines()  # utf-8-sig: a BOM is dropped
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read labels file {labels_file} ({e}); pass an existing text file") from None
+    kaggle = bool(lines) and lines[0].strip().replace(" ", "") == KAGGLE_HEADER
+    label_of = {name: i for i, name in enumerate(classes)}
+    out: dict[str, int] = {}
+    for number, line in enumerate(lines[1:] if kaggle else lines, start=2 if kaggle else 1):
+        # Kaggle: ImageId,PredictionString where the string is "<wnid> x0 y0 x1 y1 <wnid> ..." (one box per object).
+        fields = line.replace(",", " ", 1).split() if kaggle else line.split()
+        if not fields:
+            continue
+        if len(fields) < 2 or (not kaggle and len(fields) > 2):
+            raise UserError(f"line {number} of {labels_file} is not '<file name> <class>': {line.strip()!r}")
+        name, cls = fields[0], fields[1]
+        label = label_of.get(cls, int(cls) if cls.isdigit() else None)  # a folder name first, else an index
+        if label is None or not 0 <= label < len(classes):
+            raise UserError(
+                f"line {number} of {labels_file} names class {cls!r}, which is neither a class folder of train "
+                f"nor an index below {len(classes)}"
+            )
+        out[name] = label
+    return out
 
 
 def _split_dir(root: Path, split: str) -> Path:

@@ -19,3 +19,12 @@ class ImageSet:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def image(self, i: int) -> torch.Tensor:
+        """Image i, uint8 [3, H, W]."""
+        return self.images[i]
+
+    def subset(self, indices: torch.Tensor | list[int]) -> ImageSet:
+        """The images at `indices`, in that order (copied), with their labels."""
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        return ImageSet(self.images[indices], self.labels[indices], self.classes, self.skipped, self.ignored)

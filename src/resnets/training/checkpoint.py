@@ -58,23 +58,29 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint with `weights_only=True`: tensors and plain containers only, so no code can run."""
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        reason = str(e).splitlines()[0][:200]
-        raise UserError(
-            f"{path} holds objects other than tensors and plain data; refusing to load it ({reason})"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise UserError(
-            f"{path} is truncated or corrupted and cannot be loaded ({str(e).splitlines()[0][:200]})"
-        ) from None
+    state = load_safely(path)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path} is not a resnets training checkpoint (export weights load with --weights)")
     stored = state.pop("checksum", None)
     if stored != checksum(state):
         raise UserError(f"{path} is corrupted (its checksum does not match its contents); use another checkpoint")
     return state
+
+
+def load_safely(path: Path) -> Any:
+    """`torch.load` with `weights_only=True` (tensors and plain containers: no code runs), errors as one line."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise UserError(
+            f"{path} holds objects other than tensors and plain data; refusing to load it ({_reason(e)})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise UserError(f"{path} is truncated or corrupted and cannot be loaded ({_reason(e)})") from None
+
+
+def _reason(error: Exception) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0][:200]
 
 
 def latest_checkpoint(run: Path) -> tuple[Path, dict[str, Any]] | None:

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write
+from ..data.loader import default_workers
 from ..errors import UserError
+from ..pretrained import RELEASES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -23,6 +25,8 @@ else:  # pragma: no cover
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+AUGMENTATIONS = ("cifar", "imagenet")
+LR_SCHEDULES = ("step", "plateau")
 
 
 @dataclass
@@ -33,6 +37,7 @@ class TrainConfig:
     shortcut: str | None = None  # Sec. 3.3 option; None keeps the model's default
     stride_on: str | None = None
     zero_init_residual: bool = False
+    weights: str | None = None  # start from these weights (fine-tuning): a .pth/.safetensors file or 'torchvision-v1'
     data: str = ""
     out: str = ""
     recipe: str = "cifar10-paper"
@@ -42,8 +47,12 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     iters: int = 64000
+    epochs: float | None = None  # when set, replaces `iters`: this many passes over the training images
+    lr_schedule: str = "step"  # 'step': divide at `milestones`; 'plateau' (ImageNet, Sec. 3.4): when val error stalls
     milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of `iters` where the lr is divided
     lr_decay: float = 0.1
+    plateau_patience: int = 5  # 'plateau': validations without an improvement before the lr is divided ...
+    plateau_min_delta: float = 0.1  # ... where an improvement lowers the best val error by this many points (%)
     warmup_lr: float | None = None  # ResNet-110/1202: start at 0.01 ...
     warmup_until_error: float = 0.8  # ... until the training error is below 80%
     # Data (Sec. 4.2): 45k/5k split, 4-pixel zero padding, random 32x32 crop, horizontal flip.
@@ -52,6 +61,16 @@ class TrainConfig:
     crop_padding: int = 4
     flip: bool = True
     skip_bad_images: bool = False
+    # ImageNet data (Sec. 3.4), used with augmentation 'imagenet': shorter side random in [256, 480], random 224
+    # crop and flip, per-pixel mean, AlexNet's PCA colour noise; validation on the 224 centre crop of the 256 resize.
+    augmentation: str = "cifar"  # 'cifar': the Sec. 4.2 pad-crop-flip above; 'imagenet': Sec. 3.4
+    scale_range: tuple[int, ...] = (256, 480)
+    crop_size: int = 224
+    lighting_std: float = 0.1
+    test_resize: int = 256
+    val_labels: str | None = None  # labels file of a flat ROOT/val folder (ImageNet's own layout)
+    decode_cache: bool = False  # decode every image once into the on-disk cache (small data sets)
+    workers: int | None = None  # decoding processes; None: one per CPU core, at most 8
     # Run mechanics.
     seed: int = 0
     device: str = "auto"
@@ -60,7 +79,8 @@ class TrainConfig:
     compile: bool = False
     deterministic: bool = False
     sync_bn: bool = False  # under torchrun: BatchNorm statistics over the global batch, not each rank's share
-    eval_every: int = 0  # iterations between validations and checkpoints; 0: iters/20, at most 1000
+    eval_every: int = 0  # iterations between validations and checkpoints; 0: once an epoch with `epochs`, else
+    # iters/20, at most 1000
     log_every: int = 20
     eval_batch_size: int = 500
     tensorboard: bool = False
@@ -73,7 +93,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Reject out-of-range values with a message naming the field and the allowed range."""
-        _positive(self, "batch_size", "iters", "log_every", "eval_batch_size")
+        _positive(self, "batch_size", "iters", "log_every", "eval_batch_size", "plateau_patience", "crop_size")
+        _positive(self, "test_resize")
         _positive(self, "lr", allow_zero=False)
         _positive(
             self,
@@ -84,8 +105,20 @@ class TrainConfig:
             "eval_every",
             "split_seed",
             "seed",
+            "lighting_std",
+            "plateau_min_delta",
             allow_zero=True,
         )
+        if self.epochs is not None and self.epochs <= 0:
+            raise UserError(f"epochs={self.epochs} must be positive (or left out to count iterations)")
+        if self.workers is not None and self.workers < 0:
+            raise UserError(f"workers={self.workers} must be 0 (decode in the training process) or more")
+        low, high = (self.scale_range + (0, 0))[:2]
+        if len(self.scale_range) != 2 or not self.crop_size <= low <= high:
+            raise UserError(
+                f"scale_range={list(self.scale_range)} must be two shorter sides LOW,HIGH with "
+                f"crop_size={self.crop_size} <= LOW <= HIGH"
+            )
         if not 0 < self.lr_decay <= 1:
             raise UserError(f"lr_decay={self.lr_decay} must be in (0, 1]")
         if self.momentum >= 1:
@@ -96,11 +129,19 @@ class TrainConfig:
             raise UserError(f"warmup_lr={self.warmup_lr} must be positive (or left out for no warm-up)")
         if not 0 < self.warmup_until_error <= 1:
             raise UserError(f"warmup_until_error={self.warmup_until_error} must be a fraction in (0, 1]")
+        release = RELEASES.get(self.weights or "")
+        for name, value in release.options.items() if release else ():
+            if getattr(self, name) not in (None, value):
+                raise UserError(
+                    f"{name}={getattr(self, name)!r} conflicts with --weights {self.weights}: {release.about}"
+                )
         for name, choices in (
             ("device", DEVICES),
             ("precision", PRECISIONS),
             ("shortcut", (None, "A", "B", "C")),
             ("stride_on", (None, "1x1", "3x3")),
+            ("augmentation", AUGMENTATIONS),
+            ("lr_schedule", LR_SCHEDULES),
         ):
             if getattr(self, name) not in choices:
                 raise UserError(f"{name}={getattr(self, name)!r} is not one of {', '.join(c for c in choices if c)}")
@@ -110,16 +151,24 @@ class TrainConfig:
         """The iterations at which the learning rate is divided (32k and 48k of 64k in the paper)."""
         return [round(m * self.iters) for m in self.milestones]
 
-    @property
-    def eval_interval(self) -> int:
-        """Iterations between validations: `eval_every`, or iters/20 capped at 1000."""
-        return self.eval_every or max(1, min(1000, self.iters // 20))
+    def eval_interval(self, steps_per_epoch: int) -> int:
+        """Iterations between validations: `eval_every`, else one epoch when counting epochs, else iters/20 <= 1000."""
+        if self.eval_every:
+            return self.eval_every
+        return steps_per_epoch if self.epochs else max(1, min(1000, self.iters // 20))
 
     def model_options(self) -> dict[str, Any]:
         """The options this run passes to `create_model`, besides num_classes."""
         options: dict[str, Any] = {"zero_init_residual": self.zero_init_residual}
+        if self.weights in RELEASES:  # named weights fix the architecture they were trained with
+            options.update(RELEASES[self.weights].options)
         options.update({k: getattr(self, k) for k in ("shortcut", "stride_on") if getattr(self, k) is not None})
         return options
+
+    @property
+    def decode_workers(self) -> int:
+        """Processes that decode and augment images: `workers`, else one per CPU core, at most 8."""
+        return self.workers if self.workers is not None else default_workers()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict of every field."""
@@ -200,6 +249,33 @@ def resolve_config(overrides: dict[str, Any]) -> TrainConfig:
     if model in warmup.get("models", []):
         values["warmup_lr"] = warmup["lr"]
         values["warmup_until_error"] = warmup.get("until_error", TrainConfig.warmup_until_error)
+    values.update(_rescaled(values, overrides))
     values.update(overrides)
     values["recipe"] = recipe
     return TrainConfig.from_dict(values, source=f"recipe {path}")
+
+
+def _rescaled(recipe: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The recipe's schedule adapted to an overridden batch size or length, unless those values are given too.
+
+    A batch k times the recipe's multiplies the lr by k and divides the iterations by k (the linear scaling rule of
+    Goyal et al., 2017), so a run sees as many images per lr step; `--iters` alone rescales the milestones (they are
+    fractions) and a recipe's `eval_every`; `--epochs` counts passes instead of iterations.
+    """
+    scaled: dict[str, Any] = {}
+    if "iters" in overrides:
+        scaled["epochs"] = None
+    base_batch = recipe.get("batch_size", TrainConfig.batch_size)
+    batch = overrides.get("batch_size", base_batch)
+    if isinstance(batch, int) and batch != base_batch and batch > 0:
+        k = batch / base_batch
+        for name in ("lr", "warmup_lr"):
+            if name not in overrides and recipe.get(name, getattr(TrainConfig, name)) is not None:
+                scaled[name] = recipe.get(name, getattr(TrainConfig, name)) * k
+        if "iters" not in overrides:
+            scaled["iters"] = max(1, round(recipe.get("iters", TrainConfig.iters) / k))
+    base_iters = recipe.get("iters", TrainConfig.iters)
+    iters = overrides.get("iters", scaled.get("iters", base_iters))
+    if recipe.get("eval_every") and "eval_every" not in overrides and isinstance(iters, int) and iters != base_iters:
+        scaled["eval_every"] = max(1, round(recipe["eval_every"] * iters / base_iters))
+    return scaled

@@ -1,4 +1,4 @@
-"""The training loop: the paper's CIFAR recipe (Sec. 4.2) on a uint8 dataset held on the training device.
+"""The training loop of both recipes: CIFAR (Sec. 4.2) and ImageNet (Sec. 3.4), one SGD step per iteration.
 
 Under torchrun every process trains on its share of each global batch (DistributedDataParallel); rank 0 alone
 logs, writes metrics and saves checkpoints.
@@ -15,21 +15,20 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..data import ImageSet, load_split, normalize, pixel_mean, random_crop_flip, train_val_split
+from ..data import ImageFiles, ImageSet, TrainLoader, has_split, load_split, open_split, pixel_mean, train_val_split
 from ..data.cifar import find_cifar10
 from ..errors import UserError
-from ..evaluation.evaluate import evaluate
+from ..evaluation.evaluate import validation_error
 from ..models import ResNet, model_config
+from ..weights import TrainedModel, load_weights, pretrained_model
+from .batches import CifarBatches, ImageNetBatches, center_pixel_mean
 from .checkpoint import BEST, LAST, latest_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .device import autocast, resolve_device, resolve_precision
 from .distributed import Group, process_group, sync_batchnorm
 from .metrics import MetricsLog
-from .rng import seeded_generator
 from .sampler import EpochSampler
-from .schedule import learning_rate, warmup_finished
-
-AUGMENT_STREAM = 2  # keys augmentation randomness apart from the epoch permutations
+from .schedule import Plateau, learning_rate, warmup_finished
 
 
 class TrainingDiverged(UserError):
@@ -38,14 +37,42 @@ class TrainingDiverged(UserError):
 
 @dataclass
 class TrainData:
-    """The training images, the held-out validation images (if any) and the per-pixel mean of training."""
+    """The training images, the validation images (if any), and the input normalisation: the per-pixel mean of
+    training, or the mean and std of the initial weights' own training (torchvision's) when fine-tuning."""
 
-    train: ImageSet
-    val: ImageSet | None
+    train: ImageSet | ImageFiles
+    val: ImageSet | ImageFiles | None
     mean: torch.Tensor
+    std: torch.Tensor | None = None
 
 
 def prepare_data(config: TrainConfig, progress: bool = True) -> TrainData:
+    """The CIFAR (in-memory) or ImageNet (decoded on demand) training and validation sets, with normalisation."""
+    return _imagenet_data(config, progress) if config.augmentation == "imagenet" else _cifar_data(config, progress)
+
+
+def _imagenet_data(config: TrainConfig, progress: bool) -> TrainData:
+    """Image folders of any size: ROOT/train, validated on a held-out part of it or on ROOT/val (if present)."""
+    options = dict(
+        decode_cache=config.decode_cache,
+        skip_bad_images=config.skip_bad_images,
+        workers=config.workers,
+        progress=progress,
+    )
+    full = open_split(config.data, "train", **options)
+    if config.val_split:
+        train_idx, val_idx = train_val_split(full.labels, config.val_split, config.split_seed)
+        train, val = full.subset(train_idx), full.subset(val_idx)
+    else:
+        has_val = has_split(Path(config.data).expanduser(), "val")
+        train, val = full, open_split(config.data, "val", labels_file=config.val_labels, **options) if has_val else None
+    mean = center_pixel_mean(
+        train, resize=config.test_resize, crop=config.crop_size, workers=config.decode_workers, progress=progress
+    )
+    return TrainData(train, val, mean)
+
+
+def _cifar_data(config: TrainConfig, progress: bool) -> TrainData:
     """Load the training split, hold out `val_split` images (or use the test split when it is 0)."""
     full = load_split(config.data, "train", skip_bad_images=config.skip_bad_images, progress=progress)
     if progress and (full.skipped or full.ignored):
@@ -56,6 +83,34 @@ def prepare_data(config: TrainConfig, progress: bool = True) -> TrainData:
     else:
         train, val = full, _optional_split(config, "test", progress)
     return TrainData(train, val, pixel_mean(train.images))
+
+
+def make_batches(
+    config: TrainConfig, data: TrainData, sampler: EpochSampler, device: torch.device
+) -> CifarBatches | ImageNetBatches:
+    """The batch source of the run's augmentation."""
+    if config.augmentation == "cifar":
+        return CifarBatches(config, data.train, data.mean, sampler, device)
+    loader = TrainLoader(
+        data.train,
+        sampler,
+        config.seed,
+        scale_range=config.scale_range,
+        crop=config.crop_size,
+        flip=config.flip,
+        workers=config.decode_workers,
+        skip_bad_images=config.skip_bad_images,
+        pin_memory=device.type == "cuda",
+    )
+    return ImageNetBatches(config, loader, sampler, data.mean, data.std, device)
+
+
+def load_initial_weights(model: ResNet, data: TrainData, initial: TrainedModel, source: str) -> str:
+    """Fine-tuning: `initial`'s weights key for key (a classifier for another class count starts afresh), and the
+    input normalisation they were trained with."""
+    fresh = load_weights(model, initial.model.state_dict(), source=source, reset_head=True)
+    data.mean, data.std = initial.pixel_mean, initial.pixel_std
+    return f"initial weights from {source}" + (f"; {', '.join(fresh)} start afresh (other classes)" if fresh else "")
 
 
 def _optional_split(config: TrainConfig, split: str, progress: bool) -> ImageSet | None:
@@ -96,16 +151,31 @@ class Trainer:
         restarted = self.group.min_max(self.group.restarts)[1] > 0
         if found and not (resume or restarted):
             raise UserError(f"{found[0]} already exists; pass --resume to continue that run or choose another --out")
+        with self.group.main_first():  # one process per node decodes, caches and downloads; the others read them
+            self.data = prepare_data(config, progress=self.is_main)
+            fine_tune = config.weights and not found
+            initial = pretrained_model(config.model, config.weights, **config.model_options()) if fine_tune else None
+        self.sampler = EpochSampler(
+            len(self.data.train), config.batch_size, config.seed, self.group.rank, self.group.world_size
+        )
+        if config.epochs:
+            config.iters = max(1, round(config.epochs * self.sampler.steps_per_epoch))
+        if config.lr_schedule == "plateau" and self.data.val is None:
+            raise UserError(
+                "lr_schedule 'plateau' divides the lr when the validation error stalls, but there is no validation "
+                "set; add ROOT/val, pass --val-split N, or use a step schedule"
+            )
         if self.is_main:
             self.run.mkdir(parents=True, exist_ok=True)
             config.save(self.run / "config.json")
 
-        with self.group.main_first():  # one process per node decodes and caches the images, the others read them
-            self.data = prepare_data(config, progress=self.is_main)
         classes = self.data.train.classes
         torch.manual_seed(config.seed)  # the initial weights
         self.model_config = model_config(config.model, num_classes=len(classes), **config.model_options())
-        self.model = ResNet(self.model_config).to(self.device)
+        self.model = ResNet(self.model_config)
+        if initial is not None and not found:
+            self._log(load_initial_weights(self.model, self.data, initial, config.weights))
+        self.model.to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         if config.sync_bn and self.group.active:
@@ -119,18 +189,14 @@ class Trainer:
         self.skipped_steps = 0  # fp16 steps the grad scaler skipped (overflow), each one retried
         self.warming_up = config.warmup_lr is not None
         self.best_val_error: float | None = None
+        self.plateau = Plateau()
         if found:
             self._restore(found[1])
             self._log(f"resuming {found[0]} at iteration {self.iteration}")
         # self.model stays the bare module, so checkpoints keep torchvision's key names.
         parallel = self.group.data_parallel(self.model)
         self.forward = torch.compile(parallel) if config.compile else parallel
-        self.images = self.data.train.images.to(self.device)
-        self.labels = self.data.train.labels.to(self.device)
-        self.mean = self.data.mean.to(self.device)
-        self.sampler = EpochSampler(
-            len(self.images), config.batch_size, config.seed, self.group.rank, self.group.world_size
-        )
+        self.batches = make_batches(config, self.data, self.sampler, self.device)
         resume_from = self.iteration if found else None
         self.metrics = MetricsLog(self.run, resume_from, config.tensorboard) if self.is_main else None
 
@@ -142,6 +208,8 @@ class Trainer:
         self.iteration = state["iteration"]
         self.warming_up = state["warming_up"]
         self.best_val_error = state["best_val_error"]
+        self.plateau = Plateau(**state["plateau"])
+        self.data.mean, self.data.std = state["pixel_mean"], state["pixel_std"]
 
     def state(self) -> dict:
         """Everything needed to continue exactly, and to rebuild and normalise the model for testing."""
@@ -152,24 +220,21 @@ class Trainer:
             "train_config": self.config.to_dict(),
             "classes": self.data.train.classes,
             "pixel_mean": self.data.mean,
+            "pixel_std": self.data.std,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "warming_up": self.warming_up,
             "best_val_error": self.best_val_error,
+            "plateau": self.plateau.state_dict(),
         }
 
     def batch(self, iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
         """This rank's share of the augmented, normalised global batch of `iteration`, from (seed, iteration) alone."""
-        idx = self.sampler.global_batch(iteration).to(self.device)
-        generator = seeded_generator(self.config.seed, AUGMENT_STREAM, iteration, device=self.device)
-        # Every rank draws the crops and flips of the whole global batch and keeps its share, so each image is
-        # augmented the same way on any number of ranks.
-        x = random_crop_flip(self.images[idx], self.config.crop_padding, generator, flip=self.config.flip)
-        x = normalize(self.sampler.share(x), self.mean)
+        x, y = self.batches.batch(iteration)
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x, self.labels[self.sampler.share(idx)]
+        return x, y
 
     def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor, bool]:
         """One SGD step; returns the detached loss, the number of misclassified images and whether it was taken.
@@ -197,14 +262,19 @@ class Trainer:
             return None
         if not self.is_main:  # rank 0 validates the model it saves (without --sync-bn, BN buffers differ by rank)
             return self.group.from_main(math.nan)
-        result = evaluate(
+        photos = self.config.augmentation == "imagenet"  # the 224 centre crop of the 256 resize; CIFAR: the image
+        result = validation_error(
             self.model,
-            val.images,
-            val.labels,
+            val,
             self.data.mean,
+            std=self.data.std,
+            view="center" if photos else "full",
+            resize=self.config.test_resize,
+            crop=self.config.crop_size,
             device=self.device,
             precision=self.precision,
             batch_size=self.config.eval_batch_size,
+            workers=self.config.decode_workers if photos else 0,
             channels_last=self.config.channels_last,
         )
         return self.group.from_main(result["top1_error"])
@@ -228,9 +298,10 @@ class Trainer:
     def fit(self) -> dict:
         """Train from the current iteration to `config.iters`, validating and checkpointing on the way."""
         config = self.config
-        log_every, eval_every = config.log_every, config.eval_interval
+        log_every, eval_every = config.log_every, config.eval_interval(self.sampler.steps_per_epoch)
         window_loss = torch.zeros((), device=self.device)
         window_wrong = torch.zeros((), device=self.device, dtype=torch.long)
+        window_images = 0
         window_steps = 0
         eval_loss = eval_wrong = eval_images = eval_steps = 0
         train_seconds = 0.0
@@ -246,7 +317,7 @@ class Trainer:
         )
         tick = time.perf_counter()
         while self.iteration < config.iters:
-            lr = learning_rate(config, self.iteration, self.warming_up)
+            lr = learning_rate(config, self.iteration, self.warming_up, self.plateau)
             x, y = self.batch(self.iteration)
             loss, wrong, taken = self.step(x, y, lr)
             if not taken:
@@ -254,6 +325,7 @@ class Trainer:
                 continue
             window_loss += loss
             window_wrong += wrong
+            window_images += len(y)
             window_steps += 1
             self.iteration += 1
             progress.update(1)
@@ -263,10 +335,15 @@ class Trainer:
 
             # Sums over all ranks, so that every rank takes the same NaN and warm-up decisions; each rank's loss
             # is a mean over its share, so the global batch's is the mean over ranks.
-            totals = self.group.sum(torch.stack([window_loss.double(), window_wrong.double()]))
-            loss_sum, wrong = totals.tolist()
+            totals = torch.stack(
+                [
+                    window_loss.double(),
+                    window_wrong.double(),
+                    torch.tensor(window_images, dtype=torch.float64, device=self.device),
+                ]
+            )
+            loss_sum, wrong, images = self.group.sum(totals).tolist()
             loss_sum /= self.group.world_size
-            images = window_steps * config.batch_size
             mean_loss, error = loss_sum / window_steps, wrong / images
             if not math.isfinite(mean_loss):
                 progress.close()
@@ -283,7 +360,7 @@ class Trainer:
             eval_steps += window_steps
             window_loss.zero_()
             window_wrong.zero_()
-            window_steps = 0
+            window_steps = window_images = 0
             now = time.perf_counter()
             train_seconds += now - tick
             progress.set_postfix(
@@ -295,6 +372,8 @@ class Trainer:
             )
             if at_eval:
                 val_error = self.validate()
+                if config.lr_schedule == "plateau" and self.plateau.update(config, val_error):
+                    self._log(f"val error stalled at {self.plateau.best:.2f}%: lr divided by {1 / config.lr_decay:g}")
                 last_row = {
                     "iteration": self.iteration,
                     "lr": lr,
@@ -311,6 +390,7 @@ class Trainer:
                         f"iteration {self.iteration}: train error {last_row['train_error']:.2f}%, "
                         f"val error {val_error:.2f}%, {last_row['images_per_sec']:.0f} images/s"
                         + (f", {self.skipped_steps} overflowing fp16 steps retried" if self.skipped_steps else "")
+                        + (f", {self.batches.skipped} unreadable images skipped" if self.batches.skipped else "")
                     )
                 eval_loss = eval_wrong = eval_images = eval_steps = 0
                 train_seconds = 0.0

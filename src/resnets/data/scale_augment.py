@@ -1,0 +1,80 @@
+"""The paper's ImageNet training augmentation (Sec. 3.4): scale augmentation, 224 crops, flips, PCA lighting."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import UserError
+
+# ImageNet's RGB pixel covariance, for pixel values in [0, 1] (AlexNet, Krizhevsky et al. 2012, Sec. 4.1):
+# eigenvalues, and the eigenvectors as the columns of a 3x3 matrix.
+IMAGENET_EIGENVALUES = (0.2175, 0.0188, 0.0045)
+IMAGENET_EIGENVECTORS = (
+    (-0.5675, 0.7192, 0.4009),
+    (-0.5808, -0.0045, -0.8140),
+    (-0.5836, -0.6948, 0.4203),
+)
+
+
+def scale_crop_flip(
+    image: torch.Tensor,
+    u: torch.Tensor,
+    scale_range: tuple[int, int] = (256, 480),
+    crop: int = 224,
+    flip: bool = True,
+) -> torch.Tensor:
+    """Sec. 3.4's scale augmentation of one uint8 image [3, H, W] to a uint8 crop [3, crop, crop], driven by `u`.
+
+    The shorter side is resized to a random length in `scale_range`, a `crop` x `crop` window is taken at a random
+    place and flipped with probability 1/2.
+    The four uniforms in [0, 1) of `u` pick the length, the crop's row and column, and the flip, so the randomness
+    can be drawn elsewhere (the loader's main process) and replayed. flip=False leaves u[3] unused.
+    """
+    check_scale(scale_range, crop)
+    low, high = scale_range
+    u0, u1, u2, u3 = (float(v) for v in u)
+    shorter = min(low + math.floor(u0 * (high - low + 1)), high)  # a uniform integer in [low, high]
+    h, w = image.shape[1:]
+    # The longer side keeps the aspect ratio, rounded to the nearest pixel.
+    size = (shorter, math.floor(w * shorter / h + 0.5)) if h <= w else (math.floor(h * shorter / w + 0.5), shorter)
+    resized = resize(image, size)
+    y = min(math.floor(u1 * (size[0] - crop + 1)), size[0] - crop)
+    x = min(math.floor(u2 * (size[1] - crop + 1)), size[1] - crop)
+    out = resized[:, y : y + crop, x : x + crop]
+    return out.flip(2) if flip and u3 < 0.5 else out
+
+
+def check_scale(scale_range: tuple[int, int], crop: int) -> None:
+    """A UserError unless scale_range is (low, high) with crop <= low <= high: every scale must hold a crop."""
+    low, high = scale_range
+    if not 0 < crop <= low <= high:
+        raise UserError(f"scale_range {scale_range} must be ordered, with both at least the crop size {crop}")
+
+
+def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear, antialiased resize of uint8 [3, H, W] to `size` (height, width), rounded back to uint8."""
+    out = F.interpolate(image[None].float(), size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def lighting(
+    images: torch.Tensor,
+    noise: torch.Tensor,
+    std: float = 0.1,
+    eigenvalues: tuple[float, ...] = IMAGENET_EIGENVALUES,
+    eigenvectors: tuple[tuple[float, ...], ...] = IMAGENET_EIGENVECTORS,
+) -> torch.Tensor:
+    """AlexNet's PCA colour augmentation of float images [N, 3, H, W] in [0, 1] scale (mean-subtracted or not).
+
+    Each image gets one RGB shift, eigenvectors @ (alpha * eigenvalues) with alpha = std x `noise`, where `noise`
+    [N, 3] holds standard normal draws, one row per image (the caller draws them, so that a rank can take its
+    share of the global batch's draws).
+    """
+    alpha = noise.to(images.device) * std
+    values = torch.tensor(eigenvalues, dtype=images.dtype, device=images.device)
+    vectors = torch.tensor(eigenvectors, dtype=images.dtype, device=images.device)
+    shift = (alpha.to(images.dtype) * values) @ vectors.T  # row n: vectors @ (alpha[n] * values)
+    return images + shift[:, :, None, None]

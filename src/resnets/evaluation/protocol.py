@@ -1,0 +1,146 @@
+"""The test protocol behind `resnets evaluate`: one model or an ensemble on a split, under the test views."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data import ImageSet
+from ..data.loader import default_workers
+from ..errors import UserError
+from ..training.device import resolve_device, resolve_precision
+from ..weights import TrainedModel, load_trained, pretrained_model
+from .evaluate import Member, evaluate_views
+from .splits import evaluation_split
+from .views import CROP, RESIZE, SCALES, make_view
+
+
+def load_models(
+    checkpoints: list[str], weights: str | None = None, model: str | None = None, **options: Any
+) -> list[TrainedModel]:
+    """The checkpoints (run folders, .pt, .safetensors), then `model` built with `weights` (file or release tag)."""
+    if (weights is None) != (model is None):
+        raise UserError("--weights FILE|torchvision-v1 and --model NAME go together: --model says how to build it")
+    if not checkpoints and weights is None:
+        raise UserError("evaluate needs --checkpoint RUN (repeat it for an ensemble) or --weights FILE --model NAME")
+    trained = [load_trained(path) for path in checkpoints]
+    if weights is not None:
+        try:
+            trained.append(pretrained_model(model, weights, **options))
+        except ValueError as e:
+            raise UserError(str(e)) from None
+    return trained
+
+
+def default_views(models: list[TrainedModel]) -> list[str]:
+    """`full` (the 32x32 image) for models trained with CIFAR augmentation; `center` for photos and bare weights."""
+    config = models[0].train_config
+    return ["full"] if config and config.get("augmentation", "cifar") == "cifar" else ["center"]
+
+
+def evaluate_models(
+    models: list[TrainedModel],
+    names: list[str],
+    data: str,
+    split: str,
+    views: list[str],
+    *,
+    resize: int | None = None,
+    crop: int | None = None,
+    scales: tuple[int, ...] = SCALES,
+    limit: int | None = None,
+    labels_file: Path | None = None,
+    batch_size: int = 256,
+    workers: int | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The ensemble of `models` (named by `names`) on `split` of `data` under each view, as the JSON object.
+
+    resize and crop default to the first run's (its test_resize and crop_size), else to the paper's 256 and 224.
+    """
+    config = models[0].train_config
+    resize = config.get("test_resize", RESIZE) if resize is None else resize
+    crop = config.get("crop_size", CROP) if crop is None else crop
+    # Each view once, in the order asked.
+    made = {name: make_view(name, resize=resize, crop=crop, scales=scales) for name in dict.fromkeys(views)}
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit {limit} must be a positive number of images")
+    classes = _ensemble_classes(models, names)
+    if split != "test":
+        _check_same_holdout(models, names)
+    source = evaluation_split(data, split, config, classes, labels_file=labels_file, workers=workers, progress=progress)
+    for model, name in zip(models, names):
+        if model.model.config.num_classes != len(source.classes):
+            raise UserError(
+                f"{name} has {model.model.config.num_classes} outputs but {data} has {len(source.classes)} classes"
+            )
+    target = resolve_device(device)
+    members = [
+        Member(m.model.to(target).to(memory_format=torch.channels_last), m.pixel_mean, m.pixel_std) for m in models
+    ]
+    if workers is None:  # an in-memory set is cut here; image files are decoded by worker processes
+        workers = 0 if isinstance(source, ImageSet) else default_workers()
+    result = evaluate_views(
+        members,
+        source,
+        made,
+        device=target,
+        precision=resolve_precision(precision, target),
+        batch_size=batch_size,
+        crop_pixels=crop * crop,
+        workers=workers,
+        limit=limit,
+        progress=progress,
+    )
+    per_view = {name: r.to_dict() for name, r in result.views.items()}
+    first = next(iter(per_view.values()))
+    return {
+        "checkpoints": names,
+        "split": split,
+        "images": result.images,
+        "views": per_view,
+        "data_seconds": result.data_seconds,
+        "seconds": result.seconds,
+        # The first view's figures at the top level too, as before several views (scripts read them there).
+        "top1_error": first["top1_error"],
+        "top5_error": first["top5_error"],
+    }
+
+
+def format_result(result: dict[str, Any], name: str) -> str:
+    """One line per view: the errors in percent and the seconds its forward passes took."""
+    return "\n".join(
+        f"{name} on {result['split']}, {view} view ({r['images']} images): top-1 error {r['top1_error']:.2f}%, "
+        f"top-5 error {r['top5_error']:.2f}% ({r['seconds']:.1f} s)"
+        for view, r in result["views"].items()
+    )
+
+
+def _ensemble_classes(models: list[TrainedModel], labels: list[str]) -> list[str]:
+    """The class names every model was trained on (empty: unknown, take the data's); they must agree."""
+    known = [(m.classes, label) for m, label in zip(models, labels) if m.classes]
+    for classes, label in known[1:]:
+        if classes != known[0][0]:
+            raise UserError(
+                f"{label} was trained on classes {classes[:3]}..., {known[0][1]} on {known[0][0][:3]}...; "
+                "an ensemble needs the same classes in the same order"
+            )
+    return known[0][0] if known else []
+
+
+def _check_same_holdout(models: list[TrainedModel], labels: list[str]) -> None:
+    """Runs of an ensemble tested on val or train must have held out the same images."""
+    holdouts = {
+        (m.train_config.get("val_split", 0), m.train_config.get("split_seed", 0)): label
+        for m, label in zip(models, labels)
+        if m.train_config
+    }
+    if len(holdouts) > 1:
+        raise UserError(
+            f"{' and '.join(holdouts.values())} held out different validation images (val_split, split_seed); "
+            "evaluate the ensemble on --split test"
+        )

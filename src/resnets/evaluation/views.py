@@ -1,0 +1,96 @@
+"""The test views of the paper (Sec. 3.4, "Testing"): what the network sees of one test image.
+
+A view maps uint8 images [..., 3, H, W] (one image, or a batch of equal-sized ones) to a list of uint8 crop stacks
+[..., K, 3, h, w]; the network's softmax scores are averaged over every crop of every stack. Stacks differ only in
+size (the scales of `multiscale`); the crops within a stack are batched together.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import UserError
+
+View = Callable[[torch.Tensor], list[torch.Tensor]]
+
+RESIZE = 256  # shorter side before cropping: the low end of the training scales [256, 480] (Sec. 3.4)
+CROP = 224  # the network's training input size
+SCALES = (224, 256, 384, 480, 640)  # shorter sides of the fully-convolutional test (Sec. 3.4)
+
+
+def resize_shorter(images: torch.Tensor, side: int) -> torch.Tensor:
+    """Resize so the shorter side is `side` pixels, keeping the aspect ratio (the longer side rounded).
+
+    Bilinear with antialiasing, so downscaling averages over the source pixels as a photo resize does.
+    """
+    h, w = images.shape[-2:]
+    size = (side, round(w * side / h)) if h <= w else (round(h * side / w), side)
+    if size == (h, w):
+        return images
+    flat = images.reshape(-1, *images.shape[-3:])
+    out = F.interpolate(flat, size=size, mode="bilinear", antialias=True, align_corners=False)
+    return out.reshape(*images.shape[:-2], *size)
+
+
+def _crop(images: torch.Tensor, top: int, left: int, crop: int) -> torch.Tensor:
+    return images[..., top : top + crop, left : left + crop]
+
+
+def full(images: torch.Tensor) -> list[torch.Tensor]:
+    """The image as it is: CIFAR's single 32x32 view (Sec. 4.2)."""
+    return [images.unsqueeze(-4)]
+
+
+def center(images: torch.Tensor, resize: int = RESIZE, crop: int = CROP) -> list[torch.Tensor]:
+    """Shorter side resized to `resize`, then the central `crop` x `crop` square (the common single-crop test)."""
+    resized = resize_shorter(images, resize)
+    h, w = resized.shape[-2:]
+    return [_crop(resized, (h - crop) // 2, (w - crop) // 2, crop).unsqueeze(-4)]
+
+
+def ten_crop(images: torch.Tensor, resize: int = RESIZE, crop: int = CROP) -> list[torch.Tensor]:
+    """The four corner and the central crops of the `resize` image, and their horizontal flips (AlexNet's 10-crop)."""
+    resized = resize_shorter(images, resize)
+    h, w = resized.shape[-2:]
+    corners = [(0, 0), (0, w - crop), (h - crop, 0), (h - crop, w - crop), ((h - crop) // 2, (w - crop) // 2)]
+    crops = torch.stack([_crop(resized, top, left, crop) for top, left in corners], dim=-4)
+    return [torch.cat([crops, crops.flip(-1)], dim=-4)]
+
+
+def multiscale(images: torch.Tensor, scales: tuple[int, ...] = SCALES, flip: bool = True) -> list[torch.Tensor]:
+    """The whole image at every shorter side in `scales`, and its horizontal flip: one stack per scale.
+
+    The network ends in a global average pool, so an image of any size gives one score vector: this is the
+    paper's fully-convolutional test, its scores averaged over scales (and flips).
+    """
+    stacks = []
+    for side in scales:
+        resized = resize_shorter(images, side).unsqueeze(-4)
+        stacks.append(torch.cat([resized, resized.flip(-1)], dim=-4) if flip else resized)
+    return stacks
+
+
+VIEWS: dict[str, Callable[..., list[torch.Tensor]]] = {
+    "full": full,
+    "center": center,
+    "10crop": ten_crop,
+    "multiscale": multiscale,
+}
+
+
+def make_view(name: str, *, resize: int = RESIZE, crop: int = CROP, scales: tuple[int, ...] = SCALES) -> View:
+    """The view `name` with the parameters it takes bound; a bad name or parameter is a UserError."""
+    if name not in VIEWS:
+        raise UserError(f"unknown view {name!r}; choose from {', '.join(VIEWS)}")
+    if not 0 < crop <= resize:
+        raise UserError(f"crop {crop} must be a positive number of pixels no larger than resize {resize}")
+    if not scales or min(scales) < 1:
+        raise UserError(f"scales {','.join(map(str, scales))} must be positive shorter sides such as 224,256,384")
+    function = VIEWS[name]
+    options = {"resize": resize, "crop": crop, "scales": tuple(scales)}
+    return partial(function, **{k: v for k, v in options.items() if k in inspect.signature(function).parameters})
