@@ -203,7 +203,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         workers=args.workers,
         device=args.device,
         precision=args.precision,
-        progress=not args.json,
+        progress=True,  # on stderr: --json output on stdout stays clean
     )
     if args.json:
         print(json.dumps(result, indent=2))
