@@ -93,3 +93,10 @@ def test_user_errors_are_one_line_without_traceback(args, message, cifar_small, 
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert message in proc.stderr and proc.stderr.strip().count("\n") == 0
+
+
+def test_list_flags_parse_as_lists():
+    from resnets.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--milestones", "0.3,0.6", "--scale-range", "256,480", "--out", "x"])
+    assert (args.milestones, args.scale_range) == ([0.3, 0.6], [256, 480])
