@@ -86,3 +86,15 @@ def test_weights_that_do_not_fit_are_a_clear_error(imagenette_small, tmp_path):
     torch.save(create_model("resnet32").state_dict(), tmp_path / "other.pth")
     with pytest.raises(UserError, match="does not fit the model.*unexpected keys"):
         Trainer(tiny_imagenet_config(imagenette_small, tmp_path / "run", weights=str(tmp_path / "other.pth")))
+
+
+def test_cifar_fine_tuning_divides_training_batches_by_the_weights_std(cifar_small, tmp_path):
+    from ..tiny import tiny_config
+
+    torch.save(create_model("resnet20").state_dict(), tmp_path / "w.pth")  # torchvision format: mean/std inputs
+    trainer = Trainer(tiny_config(cifar_small, tmp_path / "run", weights=str(tmp_path / "w.pth")))
+    x, _ = trainer.batch(0)
+    mean, std = trainer.data.mean, trainer.data.std
+    pixels = x * std + mean  # undoing mean and std gives the crops' pixels in [0, 1] back ...
+    assert pixels.min() > -1e-5 and pixels.max() < 1 + 1e-5
+    assert (x + mean).max() > 1.5  # ... which they are not when only the mean is undone

@@ -42,7 +42,12 @@ def pixel_mean(images: torch.Tensor, batch: int = 4096) -> torch.Tensor:
 
 
 def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor | None = None) -> torch.Tensor:
-    """uint8 images [N, 3, H, W] to float32 in [0, 1] minus the mean, divided by `std` if given (the paper does not).
+    """uint8 images [N, 3, H, W] to float32 in [0, 1] minus the mean, divided by `std` if given (the paper does not)."""
+    return standardize(images.to(torch.float32).div_(255), mean, std)
+
+
+def standardize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor | None = None) -> torch.Tensor:
+    """Float images [N, 3, H, W] in [0, 1] minus the mean, divided by `std` if given; in place.
 
     `mean` is per-pixel [3, h, w] or per-channel [3, 1, 1]; a per-pixel mean of another size is resized bilinearly
     to the images' size, since the fully-convolutional test views (Sec. 3.4) feed whole images of any size.
@@ -50,5 +55,5 @@ def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor | None
     size = tuple(images.shape[-2:])
     if mean.shape[-2:] != (1, 1) and tuple(mean.shape[-2:]) != size:
         mean = F.interpolate(mean[None], size=size, mode="bilinear", align_corners=False)[0]
-    out = images.to(torch.float32).div_(255).sub_(mean)
-    return out if std is None else out.div_(std)
+    images.sub_(mean)
+    return images if std is None else images.div_(std)

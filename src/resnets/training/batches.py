@@ -11,7 +11,9 @@ import torch
 from tqdm import tqdm
 
 from ..data import ImageFiles, ImageSet, TrainLoader, lighting, normalize, random_crop_flip
+from ..data.augment import standardize
 from ..data.loader import one_thread
+from ..evaluation.evaluate import evaluation_positions
 from ..evaluation.views import center
 from .config import TrainConfig
 from .rng import seeded_generator
@@ -27,11 +29,20 @@ ImageSource = ImageSet | ImageFiles
 class CifarBatches:
     """The whole uint8 set on the training device; each batch padded, cropped and flipped there, in one go."""
 
-    def __init__(self, config: TrainConfig, train: ImageSet, mean: torch.Tensor, sampler: EpochSampler, device):
+    def __init__(
+        self,
+        config: TrainConfig,
+        train: ImageSet,
+        sampler: EpochSampler,
+        mean: torch.Tensor,
+        std: torch.Tensor | None,
+        device: torch.device,
+    ):
         self.config, self.sampler, self.device = config, sampler, device
         self.images = train.images.to(device)
         self.labels = train.labels.to(device)
         self.mean = mean.to(device)
+        self.std = None if std is None else std.to(device)
         self.skipped = 0
 
     def batch(self, iteration: int) -> Batch:
@@ -41,7 +52,7 @@ class CifarBatches:
         # Every rank draws the crops and flips of the whole global batch and keeps its share, so each image is
         # augmented the same way on any number of ranks.
         x = random_crop_flip(self.images[idx], self.config.crop_padding, generator, flip=self.config.flip)
-        return normalize(self.sampler.share(x), self.mean), self.labels[self.sampler.share(idx)]
+        return normalize(self.sampler.share(x), self.mean, self.std), self.labels[self.sampler.share(idx)]
 
 
 class ImageNetBatches:
@@ -76,8 +87,7 @@ class ImageNetBatches:
         # The colour noise of the whole global batch, of which this rank takes its share (less any dropped images).
         generator = seeded_generator(self.config.seed, LIGHTING_STREAM, at, device=self.device)
         noise = self.sampler.share(torch.randn(self.config.batch_size, 3, generator=generator, device=self.device))
-        x = lighting(x, noise[: len(x)], std=self.config.lighting_std).mul_(255)
-        x = normalize(x, self.mean, self.std)
+        x = standardize(lighting(x, noise[: len(x)], std=self.config.lighting_std), self.mean, self.std)
         self._current = (at, (x, labels.to(self.device, non_blocking=non_blocking)))
         return self._current[1]
 
@@ -106,8 +116,7 @@ def center_pixel_mean(
 ) -> torch.Tensor:
     """The per-pixel mean [3, crop, crop] in [0, 1] of the training images' centre views (Sec. 3.4's "per-pixel
     mean subtracted"), over at most `limit` images spread evenly over the set: a fixed sample, so it is reproducible."""
-    n = len(source)
-    indices = sorted({i * n // min(n, limit) for i in range(min(n, limit))})
+    indices = evaluation_positions(len(source), limit).tolist()
     views = torch.utils.data.DataLoader(
         _CenterViews(source, indices, resize, crop), batch_size=64, num_workers=workers, worker_init_fn=one_thread
     )

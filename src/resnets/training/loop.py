@@ -42,47 +42,43 @@ class TrainData:
 
     train: ImageSet | ImageFiles
     val: ImageSet | ImageFiles | None
-    mean: torch.Tensor
+    mean: torch.Tensor | None = None  # set by the Trainer: restored, taken from the initial weights, or measured
     std: torch.Tensor | None = None
 
 
 def prepare_data(config: TrainConfig, progress: bool = True) -> TrainData:
-    """The CIFAR (in-memory) or ImageNet (decoded on demand) training and validation sets, with normalisation."""
-    return _imagenet_data(config, progress) if config.augmentation == "imagenet" else _cifar_data(config, progress)
+    """The training images and the validation images: a held-out part of train, or the data's own held-out split
+    (CIFAR: ROOT/test, in memory; ImageNet: ROOT/val, decoded on demand) if it has one."""
+    photos = config.augmentation == "imagenet"
 
+    def load(split: str, labels_file: str | None = None) -> ImageSet | ImageFiles:
+        if not photos:
+            return load_split(config.data, split, skip_bad_images=config.skip_bad_images, progress=progress)
+        options = dict(decode_cache=config.decode_cache, workers=config.workers, progress=progress)
+        return open_split(
+            config.data, split, labels_file=labels_file, skip_bad_images=config.skip_bad_images, **options
+        )
 
-def _imagenet_data(config: TrainConfig, progress: bool) -> TrainData:
-    """Image folders of any size: ROOT/train, validated on a held-out part of it or on ROOT/val (if present)."""
-    options = dict(
-        decode_cache=config.decode_cache,
-        skip_bad_images=config.skip_bad_images,
-        workers=config.workers,
-        progress=progress,
-    )
-    full = open_split(config.data, "train", **options)
-    if config.val_split:
-        train_idx, val_idx = train_val_split(full.labels, config.val_split, config.split_seed)
-        train, val = full.subset(train_idx), full.subset(val_idx)
-    else:
-        has_val = has_split(Path(config.data).expanduser(), "val")
-        train, val = full, open_split(config.data, "val", labels_file=config.val_labels, **options) if has_val else None
-    mean = center_pixel_mean(
-        train, resize=config.test_resize, crop=config.crop_size, workers=config.decode_workers, progress=progress
-    )
-    return TrainData(train, val, mean)
-
-
-def _cifar_data(config: TrainConfig, progress: bool) -> TrainData:
-    """Load the training split, hold out `val_split` images (or use the test split when it is 0)."""
-    full = load_split(config.data, "train", skip_bad_images=config.skip_bad_images, progress=progress)
+    full = load("train")
     if progress and (full.skipped or full.ignored):
         print(f"data: skipped {full.skipped} unreadable images, ignored {full.ignored} non-image files")
     if config.val_split:
         train_idx, val_idx = train_val_split(full.labels, config.val_split, config.split_seed)
-        train, val = (ImageSet(full.images[i], full.labels[i], full.classes) for i in (train_idx, val_idx))
-    else:
-        train, val = full, _optional_split(config, "test", progress)
-    return TrainData(train, val, pixel_mean(train.images))
+        return TrainData(full.subset(train_idx), full.subset(val_idx))
+    held_out = "val" if photos else "test"
+    # Only a missing split means no validation set (official CIFAR-10 always has 'test'); a broken one still fails.
+    root = Path(config.data).expanduser()
+    present = has_split(root, held_out) or (held_out == "test" and find_cifar10(root) is not None)
+    return TrainData(full, load(held_out, config.val_labels) if present else None)
+
+
+def training_mean(config: TrainConfig, train: ImageSet | ImageFiles, progress: bool = True) -> torch.Tensor:
+    """The per-pixel mean of the training images (CIFAR), or of their centre views (ImageNet, Sec. 3.4)."""
+    if config.augmentation == "cifar":
+        return pixel_mean(train.images)
+    return center_pixel_mean(
+        train, resize=config.test_resize, crop=config.crop_size, workers=config.decode_workers, progress=progress
+    )
 
 
 def make_batches(
@@ -90,7 +86,7 @@ def make_batches(
 ) -> CifarBatches | ImageNetBatches:
     """The batch source of the run's augmentation."""
     if config.augmentation == "cifar":
-        return CifarBatches(config, data.train, data.mean, sampler, device)
+        return CifarBatches(config, data.train, sampler, data.mean, data.std, device)
     loader = TrainLoader(
         data.train,
         sampler,
@@ -111,14 +107,6 @@ def load_initial_weights(model: ResNet, data: TrainData, initial: TrainedModel, 
     fresh = load_weights(model, initial.model.state_dict(), source=source, reset_head=True)
     data.mean, data.std = initial.pixel_mean, initial.pixel_std
     return f"initial weights from {source}" + (f"; {', '.join(fresh)} start afresh (other classes)" if fresh else "")
-
-
-def _optional_split(config: TrainConfig, split: str, progress: bool) -> ImageSet | None:
-    """`split` if the data has one (official CIFAR-10 always has 'test'); a split that exists but is bad still fails."""
-    root = Path(config.data).expanduser()
-    if find_cifar10(root) is None and not (root / split).is_dir():
-        return None
-    return load_split(config.data, split, skip_bad_images=config.skip_bad_images, progress=progress)
 
 
 class Trainer:
@@ -173,7 +161,7 @@ class Trainer:
         torch.manual_seed(config.seed)  # the initial weights
         self.model_config = model_config(config.model, num_classes=len(classes), **config.model_options())
         self.model = ResNet(self.model_config)
-        if initial is not None and not found:
+        if initial is not None:
             self._log(load_initial_weights(self.model, self.data, initial, config.weights))
         self.model.to(self.device)
         if config.channels_last:
@@ -196,6 +184,8 @@ class Trainer:
         # self.model stays the bare module, so checkpoints keep torchvision's key names.
         parallel = self.group.data_parallel(self.model)
         self.forward = torch.compile(parallel) if config.compile else parallel
+        if self.data.mean is None:  # neither restored nor brought by the initial weights: measure it (once)
+            self.data.mean = training_mean(config, self.data.train, progress=self.is_main)
         self.batches = make_batches(config, self.data, self.sampler, self.device)
         resume_from = self.iteration if found else None
         self.metrics = MetricsLog(self.run, resume_from, config.tensorboard) if self.is_main else None
