@@ -4,13 +4,17 @@ Baseline: the same network fed per sample (PIL decode, pad/crop/flip per image, 
 workers, fp32 eager). Project: `resnets.training.Trainer` (uint8 dataset in memory, batched
 augmentation, bf16 autocast and channels_last where the hardware has them).
 
-    python benchmarks/train_throughput.py --data DIR [--model resnet20] [--steps 30] [--workers 2]
+    python benchmarks/train_throughput.py --data DIR [--model resnet20] [--steps 20] [--rounds 5] [--workers 2]
+
+Each figure is the median of `--rounds` rounds of `--steps` steps (with the range over rounds): on a shared
+2-core machine single runs of 30 steps varied by 10-15%.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -47,19 +51,22 @@ class PerSampleCifar(Dataset):
         return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)) - self.mean), self.labels[i]
 
 
-def timed_steps(step, batches, steps: int, warmup: int) -> float:
-    """Images/s over `steps` training steps after `warmup` untimed ones."""
-    for _ in range(warmup):
+def timed_steps(step, batches, args) -> list[float]:
+    """Images/s of each of `args.rounds` rounds of `args.steps` training steps, after `args.warmup` untimed ones."""
+    for _ in range(args.warmup):
         step(*next(batches))
-    start, images = time.perf_counter(), 0
-    for _ in range(steps):
-        x, y = next(batches)
-        step(x, y)
-        images += len(y)
-    return images / (time.perf_counter() - start)
+    rates = []
+    for _ in range(args.rounds):
+        start, images = time.perf_counter(), 0
+        for _ in range(args.steps):
+            x, y = next(batches)
+            step(x, y)
+            images += len(y)
+        rates.append(images / (time.perf_counter() - start))
+    return rates
 
 
-def baseline(args) -> float:
+def baseline(args) -> list[float]:
     """Images/s of the per-sample pipeline, fp32 eager."""
     torch.manual_seed(0)
     model = create_model(args.model)
@@ -84,10 +91,10 @@ def baseline(args) -> float:
         while True:
             yield from loader
 
-    return timed_steps(step, batches(), args.steps, args.warmup)
+    return timed_steps(step, batches(), args)
 
 
-def project(args, precision: str) -> float:
+def project(args, precision: str) -> list[float]:
     """Images/s of the project's own training step (batch assembly included)."""
     with tempfile.TemporaryDirectory() as out:
         config = resolve_config(
@@ -102,7 +109,7 @@ def project(args, precision: str) -> float:
                 yield trainer.batch(i)
                 i += 1
 
-        return timed_steps(lambda x, y: trainer.step(x, y, lr), batches(), args.steps, args.warmup)
+        return timed_steps(lambda x, y: trainer.step(x, y, lr), batches(), args)
 
 
 def main() -> None:
@@ -111,20 +118,27 @@ def main() -> None:
     p.add_argument("--data", required=True, help="image folder ROOT with ROOT/train/<class>/*.jpg")
     p.add_argument("--model", default="resnet20")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--steps", type=int, default=20, help="timed steps per round")
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--skip-baseline", action="store_true", help="only the project's figures")
     args = p.parse_args()
-    print(f"{args.model}, batch {args.batch_size}, {torch.get_num_threads()} threads, {args.steps} timed steps")
+    print(
+        f"{args.model}, batch {args.batch_size}, {torch.get_num_threads()} threads, "
+        f"median of {args.rounds} rounds of {args.steps} steps"
+    )
     # The project first: the baseline's DataLoader workers linger and would slow what runs after them.
     results = {"resnets fp32": project(args, "fp32"), "resnets auto precision": project(args, "auto")}
     if not args.skip_baseline:
         results["baseline (per-sample, fp32)"] = baseline(args)
-    reference = results.get("baseline (per-sample, fp32)")
-    for name, rate in results.items():
+    medians = {name: statistics.median(rates) for name, rates in results.items()}
+    reference = medians.get("baseline (per-sample, fp32)")
+    for name, rates in results.items():
+        rate = medians[name]
         ratio = f"{rate / reference:5.2f}x" if reference else ""
-        print(f"{name:28s} {rate:8.0f} images/s  {1000 * args.batch_size / rate:7.1f} ms/iter  {ratio}")
+        spread = f"({min(rates):.0f}-{max(rates):.0f})"
+        print(f"{name:28s} {rate:6.0f} images/s {spread:11s} {1000 * args.batch_size / rate:7.1f} ms/iter  {ratio}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from .blocks import SHORTCUTS, STRIDE_ON, BasicBlock, Block, Bottleneck
+from .blocks import SHORTCUTS, STRIDE_ON, BasicBlock, Block, Bottleneck, GlobalAvgPool
 
 BLOCKS: dict[str, type[Block]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
 STEMS = ("imagenet", "cifar")
@@ -127,7 +127,7 @@ class ResNet(nn.Module):
         if config.features_only:
             self.avgpool, self.fc = nn.Identity(), nn.Identity()
         else:
-            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.avgpool = GlobalAvgPool()
             self.fc = nn.Linear(in_channels, config.num_classes)
         self._init_weights()
 
