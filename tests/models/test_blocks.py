@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from resnets.models import BasicBlock, Bottleneck, ZeroPadShortcut, create_model
+from resnets.models.blocks import GlobalAvgPool
 
 
 def test_option_a_pads_zero_channels_and_takes_every_second_pixel():
@@ -13,6 +14,12 @@ def test_option_a_pads_zero_channels_and_takes_every_second_pixel():
     assert torch.equal(out[:, :16], x[:, :, ::2, ::2])
     assert torch.count_nonzero(out[:, 16:]) == 0
     assert list(ZeroPadShortcut(16, 32, 2).parameters()) == []
+
+
+@pytest.mark.parametrize("size", [(7, 7), (5, 9), (1, 1)])
+def test_global_pool_equals_adaptive_average_pool(size):
+    x = torch.randn(2, 4, *size)
+    torch.testing.assert_close(GlobalAvgPool()(x), torch.nn.AdaptiveAvgPool2d(1)(x))
 
 
 @pytest.mark.parametrize("shortcut, projections", [("A", 0), ("B", 2), ("C", 9)])
