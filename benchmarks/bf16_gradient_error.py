@@ -32,7 +32,8 @@ def gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bf16: boo
     """The flattened gradient of the cross-entropy on (x, y); BN statistics are restored afterwards."""
     buffers = {name: b.clone() for name, b in model.named_buffers()}
     model.zero_grad(set_to_none=True)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    device = next(model.parameters()).device.type  # the CPU, or a GPU where the Trainer found one
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
         loss = F.cross_entropy(model(x), y)
     loss.backward()
     with torch.no_grad():
