@@ -54,12 +54,13 @@ def main() -> None:
     if args.batches < 2:
         p.error(f"--batches {args.batches}: the SGD noise compares batches, so give at least 2")
     trained = load_trained(args.checkpoint) if args.checkpoint else None
-    # The checkpoint's model and seed: the same split, pixel mean and batches as the run that wrote it.
+    # A checkpoint brings its model and its run's seed and split: the same pixel mean and batches as that run.
     same_run = ("seed", "val_split", "split_seed")
-    settings = {"model": trained.name, **{k: trained.train_config[k] for k in same_run}} if trained else {}
+    run = {"model": trained.name, **{k: trained.train_config[k] for k in same_run}} if trained else {}
     with tempfile.TemporaryDirectory() as out:
-        settings = {"model": args.model, "data": args.data, "out": out, "precision": "fp32", **settings}
-        trainer = Trainer(resolve_config(settings))
+        trainer = Trainer(
+            resolve_config({"model": args.model, "data": args.data, "out": out, "precision": "fp32", **run})
+        )
         if trained:
             trainer.model.load_state_dict(trained.model.state_dict())
         model = trainer.model.train()
@@ -77,8 +78,8 @@ def main() -> None:
     sgd_noise = sum(relative(exact[i] - exact[i + 1], exact[i]) for i in range(k - 1)) / (k - 1)
     mean_error, mean_gradient = sum(errors) / k, sum(exact) / k
     shrink = (mean_error.norm() / (sum(e.norm() for e in errors) / k)).item()
-    model_name, source = (trained.name, args.checkpoint) if trained else (args.model, "initialisation")
-    print(f"{model_name} ({source}), {k} batches from iteration {args.first_batch}, relative to |g_fp32|:")
+    source = args.checkpoint or "initialisation"
+    print(f"{trainer.config.model} ({source}), {k} batches from iteration {args.first_batch}, relative to |g_fp32|:")
     print(f"  bf16 error  |g_bf16 - g_fp32|   {bf16_error:.3f}")
     print(f"  SGD noise   |g_i - g_i+1|       {sgd_noise:.3f}   (bf16 error / SGD noise: {bf16_error / sgd_noise:.2f})")
     print(f"  mean error over {k} batches shrinks to {shrink:.2f} of one batch's (random: {1 / math.sqrt(k):.2f})")
