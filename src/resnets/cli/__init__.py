@@ -1,0 +1,38 @@
+"""The `resnets` command line: one subcommand per job, each a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import UserError
+from . import evaluate, experiments, models, train  # noqa: F401  (each registers its commands)
+from .registry import COMMANDS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, one subparser per registered command."""
+    parser = argparse.ArgumentParser(prog="resnets", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (add_arguments, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=(run.__doc__ or "").strip() or None)
+        add_arguments(p)
+        p.set_defaults(run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `resnets` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except UserError as e:
+        print(f"resnets {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into `head`; not an error
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print(f"resnets {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,103 @@
+"""`resnets evaluate` and `resnets export`: test a trained model, write its weights."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..errors import UserError
+from .registry import command, int_list, model_options
+
+
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Top-1 and top-5 error of a trained model, or of an ensemble (softmax averaged, Table 5), under the test "
+        "views of Sec. 3.4; architecture and normalisation come from the files."
+    )
+    p.add_argument(
+        "--checkpoint", action="append", default=[], help="run folder, .pt or resnets .safetensors; repeat: ensemble"
+    )
+    p.add_argument("--weights", help="weights to evaluate: a .pth/.safetensors file or torchvision-v1 (with --model)")
+    p.add_argument("--model", help="with --weights: the network to build (see `resnets list`)")
+    p.add_argument("--shortcut", choices=("A", "B", "C"), help="with --weights: shortcut option of Sec. 3.3")
+    p.add_argument("--stride-on", choices=("1x1", "3x3"), help="with --weights: bottleneck conv that subsamples")
+    p.add_argument("--data", required=True, help="data folder (CIFAR-10 python format or image folders)")
+    p.add_argument(
+        "--split",
+        default="val",
+        choices=("val", "test", "train"),
+        help="val: the run's held-out split of train, else DATA/val (default); test; train: the rest of train",
+    )
+    p.add_argument("--val-labels", help="labels file of a flat DATA/val folder (`<file> <class>` lines or Kaggle csv)")
+    p.add_argument(
+        "--views",
+        help="comma-separated: full, center, 10crop, multiscale (default: full for CIFAR runs, center otherwise)",
+    )
+    p.add_argument("--resize", type=int, help="center/10crop: shorter side before cropping (default: the run's, 256)")
+    p.add_argument("--crop", type=int, help="center/10crop: crop side (default: the run's, 224)")
+    p.add_argument("--scales", default="224,256,384,480,640", help="multiscale: shorter sides, comma-separated")
+    p.add_argument("--limit", type=int, help="evaluate only N images, always the same ones, spread over the split")
+    p.add_argument("--batch-size", type=int, default=256, help="crops per forward pass")
+    p.add_argument("--workers", type=int, help="decoding processes (default: one per CPU core, at most 8)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16", "fp16"))
+    p.add_argument("--json", action="store_true", help="print one JSON object with every view's errors and seconds")
+
+
+@command("evaluate", _add_evaluate)
+def run_evaluate(args: argparse.Namespace) -> None:
+    """Evaluate checkpoints (an ensemble) or weights on a split under test views; prints errors in percent."""
+    from pathlib import Path
+
+    from ..evaluation.protocol import default_views, evaluate_models, format_result, load_models
+
+    scales = int_list(args.scales, "--scales")
+    views = [v.strip() for v in args.views.split(",") if v.strip()] if args.views is not None else None
+    if views == []:
+        raise UserError("--views is empty; pass e.g. --views center,10crop,multiscale")
+    if args.workers is not None and args.workers < 0:
+        raise UserError(f"--workers {args.workers} must be 0 (decode here) or more")
+    models = load_models(args.checkpoint, args.weights, args.model, **model_options(args))
+    names = [*args.checkpoint, *([f"{args.weights} ({args.model})"] if args.weights else [])]
+    result = evaluate_models(
+        models,
+        names,
+        args.data,
+        args.split,
+        views or default_views(models),
+        resize=args.resize,
+        crop=args.crop,
+        scales=scales,
+        limit=args.limit,
+        labels_file=Path(args.val_labels) if args.val_labels else None,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        device=args.device,
+        precision=args.precision,
+        progress=True,  # on stderr: --json output on stdout stays clean
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        name = (
+            models[0].name if len(models) == 1 else f"ensemble of {len(models)} ({', '.join(m.name for m in models)})"
+        )
+        print(format_result(result, name))
+
+
+def _add_export(p: argparse.ArgumentParser) -> None:
+    p.description = "Export a trained model's weights (torchvision key names) with its metadata."
+    p.add_argument("--checkpoint", required=True, help="run folder or .pt checkpoint")
+    p.add_argument("--format", default="safetensors", choices=("safetensors",))
+    p.add_argument("--out", required=True, help="output file")
+
+
+@command("export", _add_export)
+def run_export(args: argparse.Namespace) -> None:
+    """Export weights to safetensors."""
+    from pathlib import Path
+
+    from ..weights import export_safetensors, load_trained
+
+    export_safetensors(load_trained(args.checkpoint), Path(args.out))
+    print(f"wrote {args.out}")

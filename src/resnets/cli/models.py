@@ -1,0 +1,52 @@
+"""`resnets list` and `resnets summary`: the zoo and its complexity."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..errors import UserError
+from .registry import command, model_options
+
+
+def _add_list(p: argparse.ArgumentParser) -> None:
+    p.description = "Print every model name, one per line."
+
+
+@command("list", _add_list)
+def run_list(args: argparse.Namespace) -> None:
+    """List every model name."""
+    from ..models import list_models
+
+    print("\n".join(list_models()))
+
+
+def _add_summary(p: argparse.ArgumentParser) -> None:
+    p.description = "Parameters and multiply-adds per stage, as the paper counts them."
+    p.add_argument("model", nargs="?", help="model name (see `resnets list`)")
+    p.add_argument("--all", action="store_true", help="every network of the paper next to its reported figures")
+    p.add_argument("--input-size", type=int, help="image side in pixels (default: 224 ImageNet, 32 CIFAR)")
+    p.add_argument("--shortcut", choices=("A", "B", "C"), help="shortcut option of Sec. 3.3")
+    p.add_argument("--stride-on", choices=("1x1", "3x3"), help="bottleneck conv that subsamples")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--markdown", action="store_true", help="with --all: a markdown table")
+
+
+@command("summary", _add_summary)
+def run_summary(args: argparse.Namespace) -> None:
+    """Parameters and multiply-adds per stage, as the paper counts them."""
+    from ..analysis.complexity import model_complexity
+    from ..analysis.summary import format_stages, paper_table
+
+    if args.all:
+        print(paper_table(model_options(args), markdown=args.markdown))
+        return
+    if not args.model:
+        raise UserError("summary needs a MODEL name (see `resnets list`) or --all")
+    if args.input_size is not None and args.input_size < 1:
+        raise UserError(f"--input-size {args.input_size} must be a positive number of pixels")
+    try:
+        c = model_complexity(args.model, args.input_size, **model_options(args))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    print(json.dumps(c.to_dict(), indent=2) if args.json else format_stages(c))
