@@ -66,3 +66,12 @@ def imagenette_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
             dest.parent.mkdir(parents=True, exist_ok=True)
             image.rename(dest)
     return root
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def cifar_png() -> Path:
+    """Shipped, read-only: the real, lossless CIFAR-10, 12 training and 6 test PNGs per class (fixtures/README.md)."""
+    return FIXTURES / "cifar10-png"

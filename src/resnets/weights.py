@@ -12,6 +12,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
 from .atomic import atomic_write
+from .data.imagenet_classes import IMAGENET_WNIDS
 from .errors import UserError
 from .models import ResNet, ResNetConfig, create_model
 from .training.checkpoint import BEST, LAST, load_checkpoint, load_safely
@@ -31,13 +32,22 @@ class TrainedModel:
     name: str
     model: ResNet
     pixel_mean: torch.Tensor
-    classes: list[str]  # empty when unknown (torchvision weights): the caller takes the data's class order
+    classes: list[str]  # output i's class is classes[i] (see model_classes); empty when unknown: the data's order
     train_config: dict
     pixel_std: torch.Tensor | None = None  # per-channel divisor after the mean (torchvision weights); None: none
 
 
+def model_classes(named: list[str], num_classes: int) -> list[str]:
+    """The class of each output: the names its file gives, else, for weights without names (torchvision's), the 1000
+    ImageNet classes in sorted wnid order when there are 1000 outputs; else [] (unknown)."""
+    if named:
+        return list(named)
+    return list(IMAGENET_WNIDS) if num_classes == len(IMAGENET_WNIDS) else []
+
+
 def checkpoint_file(path: str | Path) -> Path:
-    """A run folder resolves to its best.pt (else last.pt); a file is itself."""
+    """A run folder resolves to its best.pt (else last.pt: the final weights, and the only ones of a run that validated
+    on the test split); a file is itself."""
     path = Path(path)
     if path.is_dir():
         for name in (BEST, LAST):
@@ -61,7 +71,7 @@ def load_trained(path: str | Path) -> TrainedModel:
         state["model_name"],
         model,
         state["pixel_mean"],
-        list(state["classes"]),
+        model_classes(state["classes"], model.config.num_classes),
         state["train_config"],
         state.get("pixel_std"),
     )
@@ -126,9 +136,9 @@ def pretrained_model(model_name: str, weights: str, **options: Any) -> TrainedMo
         options = {"num_classes": state["fc.weight"].shape[0], **options}
     model = create_model(model_name, **options)
     load_weights(model, state, source=str(file))
-    # torchvision's normalisation; the classes are unknown, so the caller takes the data's class order.
+    # torchvision's normalisation; the file names no classes.
     mean, std = (torch.tensor(values).view(3, 1, 1) for values in (IMAGENET_MEAN, IMAGENET_STD))
-    return TrainedModel(model_name, model, mean, [], {}, std)
+    return TrainedModel(model_name, model, mean, model_classes([], model.config.num_classes), {}, std)
 
 
 def export_safetensors(trained: TrainedModel, out: Path) -> None:
@@ -170,9 +180,8 @@ def _exported(file: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, 
     model.load_state_dict(tensors)
     mean = torch.tensor(json.loads(metadata["pixel_mean"])).reshape(json.loads(metadata["pixel_mean_shape"]))
     std = torch.tensor(json.loads(metadata["pixel_std"])).view(3, 1, 1) if "pixel_std" in metadata else None
-    return TrainedModel(
-        metadata["model_name"], model, mean, json.loads(metadata["classes"]), json.loads(metadata["train_config"]), std
-    )
+    classes = model_classes(json.loads(metadata["classes"]), config.num_classes)
+    return TrainedModel(metadata["model_name"], model, mean, classes, json.loads(metadata["train_config"]), std)
 
 
 def _exported_as(file: Path, model_name: str, options: dict[str, Any], trained: TrainedModel) -> TrainedModel:

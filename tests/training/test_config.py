@@ -124,3 +124,23 @@ def test_bad_imagenet_values_are_rejected_by_name(values, message):
 def test_named_weights_set_the_architecture_they_were_trained_with():
     options = TrainConfig(model="resnet50", weights="torchvision-v1").model_options()
     assert (options["stride_on"], options["shortcut"]) == ("3x3", "B")
+
+
+@pytest.mark.parametrize(
+    "given, steps_per_epoch, interval",
+    [
+        ({"recipe": "imagenet-paper"}, 5004, 5000),  # the recipe's own interval at its full length
+        ({"recipe": "imagenet-paper", "iters": 30, "batch_size": 32, "val_split": 0}, 296, 50),  # issue 19's run
+        ({"recipe": "imagenet-paper", "iters": 30}, 5004, 50),
+        ({"recipe": "imagenet-paper", "iters": 120_000}, 5004, 1000),  # scaled in proportion above the floor
+        ({"recipe": "imagenet-paper", "batch_size": 64}, 20016, 20000),  # 4x the iterations, 4x the interval
+        ({}, 352, 1000),  # CIFAR at 64k: iters/20, at most 1000
+        ({"iters": 30}, 352, 50),  # not after every iteration
+        ({"iters": 3000}, 352, 150),
+        ({"iters": 30, "batch_size": 256}, 176, 50),
+        ({"iters": 400}, 9, 20),  # a tiny data set: an epoch is shorter than the floor
+        ({"iters": 30, "eval_every": 1}, 352, 1),  # asked for: kept
+    ],
+)
+def test_validation_interval_of_short_and_long_runs(given, steps_per_epoch, interval):
+    assert resolve_config(given).eval_interval(steps_per_epoch) == interval

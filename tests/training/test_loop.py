@@ -1,5 +1,6 @@
 import csv
 import math
+import time
 
 import pytest
 import torch
@@ -119,3 +120,19 @@ def test_a_step_skipped_by_the_grad_scaler_is_retried_without_advancing_the_sche
     assert overflow["calls"] == 7 and trainer.skipped_steps == 1  # six steps taken, one skipped and retried
     assert taken_lrs == pytest.approx([0.1, 0.1, 0.1, 0.01, 0.001, 0.001])  # milestones at 3 and 4 of 6 steps
     assert trainer.scaler.get_scale() == 2.0**9
+
+
+@pytest.mark.parametrize("validation_seconds, warned", [(0.5, True), (0.0, False)])
+def test_a_validation_that_dominates_the_run_is_warned_about_once(
+    cifar_small, tmp_path, monkeypatch, capsys, validation_seconds, warned
+):
+    original = Trainer.validate
+
+    def slow_validate(self):
+        time.sleep(validation_seconds)
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "validate", slow_validate)
+    train(tiny_config(cifar_small, tmp_path / "run", iters=9, eval_every=3, log_every=3, val_split=10))
+    out = capsys.readouterr().out
+    assert out.count("pass --eval-every N with a larger N") == (1 if warned else 0)

@@ -40,6 +40,9 @@ class Run:
 
     @property
     def best_val_error(self) -> float | None:
+        """The lowest validation error of the run; None when it validated on the test split (no selection there)."""
+        if not self.config.selects_on_validation:
+            return None
         errors = [r["val_error"] for r in self.rows if r["val_error"] is not None]
         return min(errors) if errors else None
 
@@ -51,12 +54,12 @@ class Run:
 
 def validation_set(config: TrainConfig) -> str:
     """The images a run's 'val_error' is measured on: a held-out part of train, or the test split (val_split 0)."""
-    return f"held-out {config.val_split:,}" if config.val_split else "test split"
+    return f"held-out {config.val_split:,}" if config.selects_on_validation else "test split"
 
 
 def validation_label(config: TrainConfig) -> str:
     """The name of a run's 'val_error' in tables and legends, saying honestly what it measures."""
-    return f"validation error ({validation_set(config)})" if config.val_split else "test error"
+    return f"validation error ({validation_set(config)})" if config.selects_on_validation else "test error"
 
 
 def load_run(path: str | Path) -> Run:

@@ -159,6 +159,7 @@ def validation_error(
     batch_size: int = 500,
     workers: int = 0,
     channels_last: bool = True,
+    progress: bool = False,
 ) -> dict[str, float | int]:
     """The trainer's validation: one model under one view (`full` for CIFAR, `center` with `resize`, `crop` for photos).
 
@@ -173,6 +174,7 @@ def validation_error(
         batch_size=batch_size,
         workers=workers,
         channels_last=channels_last,
+        progress=progress,
     ).views[view]
     return {
         "top1_error": result.top1_error,

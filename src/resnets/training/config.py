@@ -27,6 +27,9 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 AUGMENTATIONS = ("cifar", "imagenet")
 LR_SCHEDULES = ("step", "plateau")
+# Fewest iterations between two validations that the user did not ask for (a recipe's interval scaled down with a
+# shortened schedule, or the default): a 30-iteration smoke run must not validate after every step.
+MIN_EVAL_INTERVAL = 50
 
 
 @dataclass
@@ -151,11 +154,23 @@ class TrainConfig:
         """The iterations at which the learning rate is divided (32k and 48k of 64k in the paper)."""
         return [round(m * self.iters) for m in self.milestones]
 
+    @property
+    def selects_on_validation(self) -> bool:
+        """Whether a best checkpoint may be chosen by validation error: only on a held-out part of train.
+
+        With `val_split` 0 the validation images are the data's test split (CIFAR-10's test set, ImageNet's val),
+        and choosing a checkpoint by its error there would report a number tuned on the test set.
+        """
+        return self.val_split > 0
+
     def eval_interval(self, steps_per_epoch: int) -> int:
-        """Iterations between validations: `eval_every`, else one epoch when counting epochs, else iters/20 <= 1000."""
+        """Iterations between validations: `eval_every`, else one epoch when counting epochs, else iters/20 <= 1000
+        but at least 50 iterations or an epoch, whichever is shorter (the final iteration always validates)."""
         if self.eval_every:
             return self.eval_every
-        return steps_per_epoch if self.epochs else max(1, min(1000, self.iters // 20))
+        if self.epochs:
+            return steps_per_epoch
+        return max(min(MIN_EVAL_INTERVAL, steps_per_epoch), min(1000, self.iters // 20))
 
     def model_options(self) -> dict[str, Any]:
         """The options this run passes to `create_model`, besides num_classes."""
@@ -260,7 +275,8 @@ def _rescaled(recipe: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
 
     A batch k times the recipe's multiplies the lr by k and divides the iterations by k (the linear scaling rule of
     Goyal et al., 2017), so a run sees as many images per lr step; `--iters` alone rescales the milestones (they are
-    fractions) and a recipe's `eval_every`; `--epochs` counts passes instead of iterations.
+    fractions) and a recipe's `eval_every` (never below MIN_EVAL_INTERVAL); `--epochs` counts passes instead of
+    iterations.
     """
     scaled: dict[str, Any] = {}
     if "iters" in overrides:
@@ -277,5 +293,5 @@ def _rescaled(recipe: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
     base_iters = recipe.get("iters", TrainConfig.iters)
     iters = overrides.get("iters", scaled.get("iters", base_iters))
     if recipe.get("eval_every") and "eval_every" not in overrides and isinstance(iters, int) and iters != base_iters:
-        scaled["eval_every"] = max(1, round(recipe["eval_every"] * iters / base_iters))
+        scaled["eval_every"] = max(MIN_EVAL_INTERVAL, round(recipe["eval_every"] * iters / base_iters))
     return scaled

@@ -30,6 +30,9 @@ from .metrics import MetricsLog
 from .sampler import EpochSampler
 from .schedule import Plateau, learning_rate, warmup_finished
 
+LONG_VALIDATION = 2000  # images: a validation pass this long shows its own progress bar
+MAX_VALIDATION_SHARE = 0.25  # of the run's time: above it, warn once that validation dominates
+
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
@@ -266,12 +269,29 @@ class Trainer:
             batch_size=self.config.eval_batch_size,
             workers=self.config.decode_workers if photos else 0,
             channels_last=self.config.channels_last,
+            progress=len(val) >= LONG_VALIDATION,
         )
         return self.group.from_main(result["top1_error"])
 
+    def _warn_if_validation_dominates(self, val_seconds: float, train_seconds: float, steps: int) -> None:
+        """Once, after the first validation: warn when validating would take over a quarter of the remaining run."""
+        eval_every = self.config.eval_interval(self.sampler.steps_per_epoch)
+        remaining = self.config.iters - self.iteration
+        validations = math.ceil(remaining / eval_every)
+        validating, training = val_seconds * validations, train_seconds / steps * remaining
+        share = validating / max(validating + training, 1e-9)
+        if share > MAX_VALIDATION_SHARE:
+            self._log(
+                f"warning: validation takes {val_seconds:.0f} s and would be {100 * share:.0f}% of the remaining "
+                f"run ({validations} validations, every {eval_every} iterations); pass --eval-every N with a larger "
+                "N to validate less often"
+            )
+
     def save(self, val_error: float | None) -> None:
-        """Rank 0 writes last.pt, and best.pt when validation improved; every rank keeps the same bookkeeping."""
+        """Rank 0 writes last.pt, and best.pt when validation on held-out training images improved (never when
+        validating on the test split: no model selection on test data); every rank keeps the same bookkeeping."""
         improved = val_error is not None and (self.best_val_error is None or val_error < self.best_val_error)
+        improved = improved and self.config.selects_on_validation
         if improved:
             self.best_val_error = val_error
         if self.is_main:
@@ -296,6 +316,7 @@ class Trainer:
         eval_loss = eval_wrong = eval_images = eval_steps = 0
         train_seconds = 0.0
         last_row: dict = {}
+        validated = False  # the first validation's cost is checked against the run's length
         progress = tqdm(
             total=config.iters,
             initial=self.iteration,
@@ -361,7 +382,11 @@ class Trainer:
                 refresh=False,
             )
             if at_eval:
+                started = time.perf_counter()
                 val_error = self.validate()
+                if not validated and val_error is not None:
+                    validated = True
+                    self._warn_if_validation_dominates(time.perf_counter() - started, train_seconds, eval_steps)
                 if config.lr_schedule == "plateau" and self.plateau.update(config, val_error):
                     self._log(f"val error stalled at {self.plateau.best:.2f}%: lr divided by {1 / config.lr_decay:g}")
                 last_row = {

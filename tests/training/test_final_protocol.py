@@ -1,0 +1,39 @@
+"""The paper's final CIFAR-10 protocol (Sec. 4.2): train on all training images, report the test error of the final
+iteration, and never choose a checkpoint by its test error."""
+
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from resnets.data import load_split
+from resnets.evaluation.protocol import evaluate_models
+from resnets.training.loop import train
+from resnets.weights import checkpoint_file, load_trained
+
+from ..tiny import tiny_config
+
+
+def test_png_folders_are_read_losslessly_in_class_order(cifar_png):
+    test = load_split(cifar_png, "test", progress=False)
+    assert test.classes[:3] == ["airplane", "automobile", "bird"] and len(test.labels) == 60
+    first = sorted((cifar_png / "test" / "airplane").iterdir())[0]
+    assert np.array_equal(test.images[0].permute(1, 2, 0).numpy(), np.asarray(Image.open(first).convert("RGB")))
+
+
+def test_validating_on_the_test_split_writes_no_best_checkpoint(cifar_png, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config(cifar_png, run, val_split=0, batch_size=24, iters=6, eval_every=2, log_every=2))
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [int(r["iteration"]) for r in rows] == [2, 4, 6]
+    assert (run / "last.pt").is_file() and not (run / "best.pt").exists()
+    assert checkpoint_file(run) == run / "last.pt"  # `evaluate RUN` tests the final weights
+    result = evaluate_models([load_trained(run)], [str(run)], str(cifar_png), "test", ["full"], progress=False)
+    assert result["views"]["full"]["top1_error"] == pytest.approx(float(rows[-1]["val_error"]))
+
+
+def test_a_held_out_validation_split_keeps_the_best_checkpoint(cifar_png, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config(cifar_png, run, val_split=20, batch_size=20, iters=4, eval_every=2, log_every=2))
+    assert (run / "best.pt").is_file()
