@@ -5,11 +5,13 @@ import csv
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from resnets.data import load_split
 from resnets.evaluation.protocol import evaluate_models
 from resnets.training.loop import train
+from resnets.training.sessions import read_sessions
 from resnets.weights import checkpoint_file, load_trained
 
 from ..tiny import tiny_config
@@ -37,3 +39,12 @@ def test_a_held_out_validation_split_keeps_the_best_checkpoint(cifar_png, tmp_pa
     run = tmp_path / "run"
     train(tiny_config(cifar_png, run, val_split=20, batch_size=20, iters=4, eval_every=2, log_every=2))
     assert (run / "best.pt").is_file()
+
+
+def test_every_start_of_a_run_records_its_machine_and_precision(cifar_png, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    train(tiny_config(cifar_png, run, val_split=0, batch_size=24, iters=2, eval_every=2, log_every=2))
+    train(tiny_config(cifar_png, run, val_split=0, batch_size=24, iters=4, eval_every=2, log_every=2), resume=True)
+    sessions = read_sessions(run)
+    assert [s["iteration"] for s in sessions] == [0, 2] and {s["precision"] for s in sessions} == {"fp32"}
+    assert "threads" in sessions[0]["device"] and sessions[0]["torch"] == torch.__version__

@@ -29,6 +29,7 @@ from .distributed import Group, process_group, sync_batchnorm
 from .metrics import MetricsLog
 from .sampler import EpochSampler
 from .schedule import Plateau, learning_rate, warmup_finished
+from .sessions import record_session
 
 LONG_VALIDATION = 2000  # images: a validation pass this long shows its own progress bar
 MAX_VALIDATION_SHARE = 0.25  # of the run's time: above it, warn once that validation dominates
@@ -184,6 +185,8 @@ class Trainer:
         if found:
             self._restore(found[1])
             self._log(f"resuming {found[0]} at iteration {self.iteration}")
+        if self.is_main:
+            record_session(self.run, self.iteration, self.device, self.precision)
         # self.model stays the bare module, so checkpoints keep torchvision's key names.
         parallel = self.group.data_parallel(self.model)
         self.forward = torch.compile(parallel) if config.compile else parallel
