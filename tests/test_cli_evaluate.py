@@ -7,11 +7,14 @@ import torch
 
 from resnets.cli import main
 from resnets.data import open_split
+from resnets.data.imagenet_classes import IMAGENET_WNIDS
 from resnets.models import ResNet, ResNetConfig, create_model
 from resnets.weights import TrainedModel, export_safetensors
 
 from .conftest import CIFAR_CLASSES
+from .data.conftest import save_image
 from .evaluation.conftest import IMAGENETTE_CLASSES, imagenette  # noqa: F401 (the fixture)
+from .models.test_torchvision_compat import torchvision_state_dict
 
 CIFAR_RUN = {"val_split": 100, "split_seed": 0, "augmentation": "cifar"}
 
@@ -132,3 +135,61 @@ def test_val_of_a_run_without_a_held_out_split_needs_a_val_folder(cifar_small, t
     model = create_model("cifar_resnet", depth=8, num_classes=10)
     run = export(tmp_path / "r.safetensors", model, CIFAR_CLASSES, {"val_split": 0}, torch.rand(3, 32, 32))
     assert "use --split test" in error(capsys, "--checkpoint", run, "--data", str(cifar_small))
+
+
+def rigged(model: torch.nn.Module, *ranked: int) -> torch.nn.Module:
+    """`model` with a classifier that ignores the image: output ranked[0] scores highest, then ranked[1], ..."""
+    with torch.no_grad():
+        model.fc.weight.zero_()
+        model.fc.bias.fill_(-10.0)
+        for rank, index in enumerate(ranked):
+            model.fc.bias[index] = 10.0 - rank
+    return model
+
+
+def one_split(root, split, classes, per_class=2, size=(32, 32)):
+    """ROOT/<split>/<class>/ with `per_class` random PNGs of `size` each, and no other split."""
+    for c, name in enumerate(classes):
+        for i in range(per_class):
+            save_image(root / split / name / f"{i}.png", size=size, seed=10 * c + i)
+    return str(root)
+
+
+def test_a_folder_holding_only_the_test_split_is_labelled_by_the_checkpoint(tmp_path, capsys):
+    # The model always answers "cat" (its class 3); the folder holds cat and dog and no train split. Labelled by the
+    # checkpoint's classes, half the images are right; labelled by the folder's own order (cat 0, dog 1), none.
+    model = rigged(create_model("cifar_resnet", depth=8, num_classes=10), CIFAR_CLASSES.index("cat"))
+    run = export(tmp_path / "r.safetensors", model, CIFAR_CLASSES, CIFAR_RUN, torch.rand(3, 32, 32))
+    data = one_split(tmp_path / "cifar-test", "test", ["cat", "dog"])
+    result = evaluate(capsys, "--checkpoint", run, "--data", data, "--split", "test")
+    assert (result["images"], result["top1_error"], result["classes"]) == (4, 50.0, 10)
+    assert result["classes_absent"] == [c for c in CIFAR_CLASSES if c not in ("cat", "dog")]
+    assert main(["evaluate", "--checkpoint", run, "--data", data, "--split", "test"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1].startswith("8 of the model's 10 classes have no images in the test split (airplane, automobile")
+
+
+def test_a_folder_class_the_model_does_not_know_is_a_one_line_error(cifar_model, tmp_path, capsys):
+    data = one_split(tmp_path / "d", "test", ["cat", "zebra"])
+    message = error(capsys, "--checkpoint", cifar_model, "--data", data, "--split", "test")
+    assert "has class 'zebra', which the model does not know; its 10 classes are airplane, automobile" in message
+
+
+def test_torchvision_weights_map_an_imagenette_subset_by_wnid(tmp_path, capsys):
+    # A torchvision-format file names no classes: its 1000 outputs are the sorted ImageNet wnids. The rigged model
+    # answers n02102040 (English springer, output 217), then n02979186 (cassette player, output 482).
+    state = torchvision_state_dict(False, (2, 2, 2, 2), 1, 64, num_classes=1000)
+    springer, cassette = IMAGENET_WNIDS.index("n02102040"), IMAGENET_WNIDS.index("n02979186")
+    assert (springer, cassette) == (217, 482)
+    model = rigged(create_model("resnet18", num_classes=1000), springer, cassette)
+    state["fc.weight"], state["fc.bias"] = model.fc.weight.detach().clone(), model.fc.bias.detach().clone()
+    weights = tmp_path / "resnet18.pth"
+    torch.save(state, weights)
+    wnids = ["n01440764", "n02102040", "n02979186"]  # tench, English springer, cassette player
+    data = one_split(tmp_path / "imagenette", "val", wnids, size=(40, 36))  # val only, as Imagenette's val archive
+    small = ["--resize", "32", "--crop", "32", "--workers", "0"]
+    result = evaluate(capsys, "--weights", str(weights), "--model", "resnet18", "--data", data, *small)
+    assert result["images"] == 6 and result["classes"] == 1000
+    assert len(result["classes_absent"]) == 997 and not set(wnids) & set(result["classes_absent"])
+    # top-1: only the springers are right; top-5: the cassette players too.
+    assert result["top1_error"] == pytest.approx(100 * 4 / 6) and result["top5_error"] == pytest.approx(100 * 2 / 6)

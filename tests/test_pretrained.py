@@ -15,8 +15,10 @@ import pytest
 import torch
 from tqdm import tqdm
 
-from resnets import create_model, pretrained
+from resnets import pretrained
+from resnets.data.imagenet_classes import IMAGENET_WNIDS
 from resnets.errors import UserError
+from resnets.models import create_model
 from resnets.pretrained import RELEASES, TORCHVISION_V1, available, weights_file
 from resnets.weights import pretrained_model
 
@@ -95,10 +97,11 @@ def test_create_model_downloads_once_with_progress_and_sets_torchvision_options(
     assert torch.equal(again.fc.weight, state["fc.weight"])
 
 
-def test_pretrained_model_by_tag_comes_with_torchvision_normalisation(published, release):
+def test_pretrained_model_by_tag_comes_with_torchvision_normalisation_and_imagenet_classes(published, release):
     trained = pretrained_model("resnet18", "torchvision-v1")
     assert torch.equal(trained.pixel_std, torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1))
-    assert (trained.classes, trained.train_config, trained.model.config.stride_on) == ([], {}, "3x3")
+    assert (trained.train_config, trained.model.config.stride_on) == ({}, "3x3")
+    assert trained.classes == IMAGENET_WNIDS  # the file names no classes: its 1000 outputs are the sorted wnids
 
 
 def test_a_conflicting_option_is_refused_before_downloading(tmp_path, server, release):

@@ -2,17 +2,19 @@
 
 import csv
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from resnets import create_model
-from resnets.analysis.responses import layer_responses, response_layers
+from resnets.analysis.responses import checkpoint_responses, layer_responses, response_layers
 from resnets.cli import main
 from resnets.evaluation.splits import evaluation_split
 from resnets.weights import TrainedModel, export_safetensors
 
 from ..conftest import CIFAR_CLASSES
+from ..data.conftest import save_image
 
 
 def random_images(n: int = 5) -> torch.Tensor:
@@ -99,3 +101,16 @@ def test_cli_writes_csv_png_and_summary(cifar_small, tmp_path, capsys):
         assert image.format == "PNG" and image.width >= 600 and image.height >= 600
     summary = (out / "results.md").read_text()
     assert "![layer responses](responses.png)" in summary and "| resnet20 | 19 |" in summary
+
+
+def test_responses_on_a_folder_holding_only_the_test_split(tmp_path):
+    # Two of the model's ten classes, no train folder: the split is read alone and labelled by the model's classes.
+    folders = ["cat", "cat", "dog"]
+    files = [
+        save_image(tmp_path / "data" / "test" / c / f"{i}.png", size=(32, 32), seed=i) for i, c in enumerate(folders)
+    ]
+    [result] = checkpoint_responses([exported("resnet20", tmp_path)], str(tmp_path / "data"), "test")
+    torch.manual_seed(0)
+    model = create_model("resnet20")  # the exported resnet20's weights
+    images = torch.stack([torch.from_numpy(np.array(Image.open(f).convert("RGB"))).permute(2, 0, 1) for f in files])
+    assert result.stds == pytest.approx(layer_responses(model, images, torch.full((3, 32, 32), 0.45)), rel=1e-5)

@@ -16,6 +16,7 @@ import torch
 
 from ..download import download
 from ..errors import UserError
+from .classes import model_labels
 from .imageset import ImageSet
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -37,11 +38,14 @@ def find_cifar10(path: Path) -> Path | None:
     return None
 
 
-def read_cifar10(folder: Path, split: str) -> ImageSet:
-    """Read split "train" (data_batch_1..5) or "test" (test_batch) of an official cifar-10-batches-py folder."""
+def read_cifar10(folder: Path, split: str, classes: list[str] | None = None) -> ImageSet:
+    """Read split "train" (data_batch_1..5) or "test" (test_batch) of an official cifar-10-batches-py folder.
+
+    `classes`: the model's class list, which the labels then index (a CIFAR class it lacks is an error).
+    """
     if split not in SPLITS:
         raise UserError(f"CIFAR-10 folder {folder} has splits train and test, not {split!r}; val is carved from train")
-    classes = [str(name) for name in _unpickle(folder / "batches.meta").get("label_names", [])]
+    names = [str(name) for name in _unpickle(folder / "batches.meta").get("label_names", [])]
     images, labels = [], []
     for name in SPLITS[split]:
         path = folder / name
@@ -51,12 +55,16 @@ def read_cifar10(folder: Path, split: str) -> ImageSet:
             isinstance(data, np.ndarray)
             and data.dtype == np.uint8
             and data.shape == (len(batch_labels), 3 * 32 * 32)
-            and np.all((batch_labels >= 0) & (batch_labels < len(classes)))
+            and np.all((batch_labels >= 0) & (batch_labels < len(names)))
         ):
             raise UserError(f"{path} is not a CIFAR-10 batch (uint8 'data' [N, 3072] and N 'labels'); {HAND_DOWNLOAD}")
         images.append(data.reshape(-1, 3, 32, 32))  # rows hold the red, green, blue planes, each row-major 32x32
         labels.append(batch_labels)
-    return ImageSet(torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels)), classes)
+    pixels, labels = torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
+    if classes is None:
+        return ImageSet(pixels, labels, names)
+    as_model = torch.tensor(model_labels(names, classes, folder), dtype=torch.long)
+    return ImageSet(pixels, as_model[labels], classes)
 
 
 def download_cifar10(root: Path, *, url: str = CIFAR10_URL, md5: str = CIFAR10_MD5, progress: bool = True) -> Path:

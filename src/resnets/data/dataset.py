@@ -16,15 +16,19 @@ def load_split(
     data: str | Path,
     split: str = "train",
     *,
+    classes: list[str] | None = None,
     cache_dir: Path | None = None,
     skip_bad_images: bool = False,
     workers: int | None = None,
     progress: bool = True,
 ) -> ImageSet:
-    """Load `split` of `data`: an official CIFAR-10 folder, or an image folder ROOT/<split>/<class>/<image>."""
+    """Load `split` of `data`: an official CIFAR-10 folder, or an image folder ROOT/<split>/<class>/<image>.
+
+    `classes`: the model's class list, which the labels index (see scan_split); None: the data's own.
+    """
     root = Path(data).expanduser()
     official = find_cifar10(root)
     if official is not None:  # already raw uint8: no decoding, no cache
-        return read_cifar10(official, split)
-    scan = scan_split(root, split)
+        return read_cifar10(official, split, classes)
+    scan = scan_split(root, split, classes=classes)
     return load_cached(scan, cache_dir=cache_dir, skip_bad_images=skip_bad_images, workers=workers, progress=progress)

@@ -80,6 +80,7 @@ def open_split(
     split: str = "train",
     *,
     labels_file: Path | None = None,
+    classes: list[str] | None = None,
     decode_cache: bool = False,
     cache_dir: Path | None = None,
     skip_bad_images: bool = False,
@@ -88,13 +89,14 @@ def open_split(
 ) -> ImageFiles | ImageSet:
     """`split` of image folder `data` as ImageFiles, decoded on demand or, with decode_cache, once into the cache.
 
-    A flat split folder needs `labels_file` (see scan_split). An official CIFAR-10 folder gives its ImageSet.
+    A flat split folder needs `labels_file`; `classes`: the model's, else the data's (see scan_split). An official
+    CIFAR-10 folder gives its ImageSet.
     """
     root = Path(data).expanduser()
     official = find_cifar10(root)
     if official is not None:
-        return read_cifar10(official, split)
-    scan = scan_split(root, split, labels_file)
+        return read_cifar10(official, split, classes)
+    scan = scan_split(root, split, labels_file, classes)
     labels = torch.tensor(scan.labels, dtype=torch.long)
     if not decode_cache:
         return ImageFiles(scan.files, labels, scan.classes, ignored=len(scan.ignored))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from .classes import class_listing, model_labels
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 KAGGLE_HEADER = "ImageId,PredictionString"  # the first line of Kaggle's LOC_val_solution.csv
@@ -24,19 +25,26 @@ class FolderScan:
     ignored: list[Path]
 
 
-def scan_split(root: Path, split: str, labels_file: Path | None = None) -> FolderScan:
+def scan_split(root: Path, split: str, labels_file: Path | None = None, classes: list[str] | None = None) -> FolderScan:
     """List the images of ROOT/<split>/<class>/, or of a flat ROOT/<split>/ labelled by `labels_file`.
 
-    Classes are the sorted class folders of ROOT/train; a labels file names each image's class by folder name
-    (e.g. a wnid) or index, one `<file name> <class>` per line, or is Kaggle's LOC_val_solution.csv.
+    Labels index `classes`, the model's class list when a model is evaluated: only ROOT/<split> is read, a class
+    folder the model lacks is an error and a class without a folder has no images. Without `classes` they index
+    the sorted class folders of ROOT/train (of the split itself where ROOT has no train folder). A labels file
+    names each image's class by name (e.g. a wnid) or index, one `<file name> <class>` per line, or is Kaggle's
+    LOC_val_solution.csv.
     """
     split_dir = _split_dir(root, split)
-    # Every split takes its label order from train, so a label means the same class in train, val and test.
-    classes = [e.name for e in _visible(_split_dir(root, "train")) if e.is_dir()]
     class_dirs: list[Path] = []
     loose: list[Path] = []
     for entry in _visible(split_dir):
         (class_dirs if entry.is_dir() else loose).append(Path(entry.path))
+    if classes is not None:
+        model_labels([d.name for d in class_dirs], classes, split_dir)
+    else:
+        # Every split takes its label order from train, so a label means the same class in train, val and test.
+        train = root / "train" if has_split(root, "train") else split_dir
+        classes = [e.name for e in _visible(train) if e.is_dir()]
     if labels_file is not None:
         if class_dirs:
             raise UserError(f"{split_dir} has class folders, so it needs no labels file; drop {labels_file}")
@@ -109,8 +117,8 @@ def _read_labels(labels_file: Path, classes: list[str]) -> dict[str, int]:
         label = label_of.get(cls, int(cls) if cls.isdigit() else None)  # a folder name first, else an index
         if label is None or not 0 <= label < len(classes):
             raise UserError(
-                f"line {number} of {labels_file} names class {cls!r}, which is neither a class folder of train "
-                f"nor an index below {len(classes)}"
+                f"line {number} of {labels_file} names class {cls!r}, which is neither one of the {len(classes)} "
+                f"classes ({class_listing(classes)}) nor an index below {len(classes)}"
             )
         out[name] = label
     return out

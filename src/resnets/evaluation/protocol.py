@@ -8,8 +8,10 @@ from typing import Any
 import torch
 
 from ..data import ImageSet
+from ..data.classes import class_listing
+from ..data.loader import default_workers
 from ..errors import UserError
-from ..runtime import default_workers, resolve_device, resolve_precision
+from ..training.device import resolve_device, resolve_precision
 from ..weights import TrainedModel, load_trained, pretrained_model
 from .evaluate import Member, evaluate_views
 from .splits import evaluation_split
@@ -97,10 +99,15 @@ def evaluate_models(
     )
     per_view = {name: r.to_dict() for name, r in result.views.items()}
     first = next(iter(per_view.values()))
+    present = set(source.labels.unique().tolist())
     return {
         "checkpoints": names,
         "split": split,
         "images": result.images,
+        # A class of the model without images in the split (a subset such as Imagenette under 1000-class weights)
+        # is left out of the split, not of the predictions: a prediction of it is an error.
+        "classes": len(source.classes),
+        "classes_absent": [c for i, c in enumerate(source.classes) if i not in present],
         "views": per_view,
         "data_seconds": result.data_seconds,
         "seconds": result.seconds,
@@ -111,12 +118,20 @@ def evaluate_models(
 
 
 def format_result(result: dict[str, Any], name: str) -> str:
-    """One line per view: the errors in percent and the seconds its forward passes took."""
-    return "\n".join(
+    """One line per view: the errors in percent and the seconds its forward passes took; then the absent classes."""
+    lines = [
         f"{name} on {result['split']}, {view} view ({r['images']} images): top-1 error {r['top1_error']:.2f}%, "
         f"top-5 error {r['top5_error']:.2f}% ({r['seconds']:.1f} s)"
         for view, r in result["views"].items()
-    )
+    ]
+    absent = result["classes_absent"]
+    if absent:
+        lines.append(
+            f"{len(absent)} of the model's {result['classes']} classes have no images in the {result['split']} "
+            f"split ({class_listing(absent)}): the errors are over the other {result['classes'] - len(absent)} "
+            "classes' images, predictions of any class counted"
+        )
+    return "\n".join(lines)
 
 
 def _ensemble_classes(models: list[TrainedModel], labels: list[str]) -> list[str]:

@@ -24,20 +24,22 @@ def evaluation_split(
     'val' is the run's held-out part of train when it held one out (val_split > 0), else the data's own ROOT/val
     (a flat folder needs `labels_file`, by default the run's val_labels); 'train' is the rest of train; 'test' is
     ROOT/test. Runs trained with CIFAR augmentation get their images in memory (ImageSet) as in training; photos of
-    any size (ImageNet-trained runs, and weights without a run) are decoded on demand (ImageFiles). `classes` empty:
-    the model's class order is unknown and the data's is taken.
+    any size (ImageNet-trained runs, and weights without a run) are decoded on demand (ImageFiles).
+
+    `classes` is the model's class list (TrainedModel.classes): labels index it and only the folders read are needed
+    (ROOT/test alone for 'test'). Empty: the model's classes are unknown and the data's order is taken.
     """
     labels_file = labels_file or train_config.get("val_labels")  # the run's own, for its flat val folder
     cifar_run = bool(train_config) and train_config.get("augmentation", "cifar") == "cifar"
     options = dict(skip_bad_images=train_config.get("skip_bad_images", False), workers=workers, progress=progress)
     in_memory = cifar_run and labels_file is None
+    model_classes = classes or None  # None: the data's class folders
 
     def load(name: str, labels: Path | None = None) -> ImageSet | ImageFiles:
         if in_memory:
-            return load_split(data, name, **options)
-        return open_split(
-            data, name, labels_file=labels, decode_cache=train_config.get("decode_cache", False), **options
-        )
+            return load_split(data, name, classes=model_classes, **options)
+        cache = train_config.get("decode_cache", False)
+        return open_split(data, name, labels_file=labels, classes=model_classes, decode_cache=cache, **options)
 
     val_size = train_config.get("val_split", 0)
     if split == "test" or (split == "val" and not val_size):
@@ -47,11 +49,7 @@ def evaluation_split(
                 f"this model was trained on every training image (val_split 0) and {data} has no val folder; "
                 "use --split test"
             )
-        images = load(split, labels_file if split == "val" else None)
-    else:
-        full = load("train")
-        train_idx, val_idx = train_val_split(full.labels, val_size, train_config.get("split_seed", 0))
-        images = full.subset(val_idx if split == "val" else train_idx)
-    if classes and images.classes != classes:
-        raise UserError(f"{data} has classes {images.classes[:3]}..., but the model was trained on {classes[:3]}...")
-    return images
+        return load(split, labels_file if split == "val" else None)
+    full = load("train")
+    train_idx, val_idx = train_val_split(full.labels, val_size, train_config.get("split_seed", 0))
+    return full.subset(val_idx if split == "val" else train_idx)
