@@ -15,10 +15,9 @@ import pytest
 import torch
 from tqdm import tqdm
 
-from resnets import pretrained
+from resnets import create_model, pretrained
 from resnets.data.imagenet_classes import IMAGENET_WNIDS
 from resnets.errors import UserError
-from resnets.models import create_model
 from resnets.pretrained import RELEASES, TORCHVISION_V1, available, weights_file
 from resnets.weights import pretrained_model
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from resnets import create_model
 from resnets.errors import UserError
-from resnets.models import create_model
 from resnets.weights import (
     TrainedModel,
     export_safetensors,

@@ -1,8 +1,11 @@
 """resnets: the networks, recipes, test protocols and analyses of He et al., "Deep Residual Learning" (CVPR 2016)."""
 
+from typing import Any
+
+from . import models
 from .analysis.complexity import measure, model_complexity
 from .errors import UserError
-from .models import ResNet, ResNetConfig, create_model, list_models, model_config
+from .models import ResNet, ResNetConfig, list_models, model_config
 
 __version__ = "0.1.0"
 __all__ = [
@@ -15,3 +18,16 @@ __all__ = [
     "model_complexity",
     "model_config",
 ]
+
+
+def create_model(name: str, weights: str | None = None, **options: Any) -> ResNet:
+    """Build a registered model, e.g. `create_model('resnet50', stride_on='3x3')`; `weights`: a tag or a file.
+
+    `create_model('resnet50', weights='torchvision-v1')` downloads torchvision's ImageNet weights once and builds
+    the network they need (stride_on='3x3'); a .pth or .safetensors file is loaded key for key.
+    """
+    if weights is None:
+        return models.create_model(name, **options)
+    from .weights import pretrained_model  # only when weights are asked for: a fresh model loads no download code
+
+    return pretrained_model(name, weights, **options).model

@@ -12,10 +12,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
 from .atomic import atomic_write
+from .checkpoints import BEST, LAST, load_checkpoint, load_safely
 from .data.imagenet_classes import IMAGENET_WNIDS
 from .errors import UserError
 from .models import ResNet, ResNetConfig, create_model
-from .training.checkpoint import BEST, LAST, load_checkpoint, load_safely
 
 WEIGHTS_FORMAT = "resnets-weights-v1"
 HEAD = ("fc.weight", "fc.bias")  # the classifier, which fine-tuning on other classes starts afresh

@@ -6,10 +6,10 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
+from resnets.checkpoints import load_checkpoint
 from resnets.cli import main
 from resnets.errors import UserError
 from resnets.experiments import degradation, runner
-from resnets.training.checkpoint import load_checkpoint
 from resnets.training.loop import Trainer
 from resnets.training.metrics import read_metrics
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from resnets.checkpoints import load_checkpoint
 from resnets.data import load_split
-from resnets.training.checkpoint import load_checkpoint
 
 from .helpers import train_command
 

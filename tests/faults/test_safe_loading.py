@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from resnets.checkpoints import FORMAT, load_checkpoint
 from resnets.errors import UserError
-from resnets.training.checkpoint import FORMAT, load_checkpoint
 from resnets.weights import export_safetensors, load_trained
 
 from .helpers import Payload, run_to_end

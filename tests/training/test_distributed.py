@@ -17,7 +17,7 @@ import torch.distributed as dist
 from torch import nn
 
 from resnets import create_model
-from resnets.training.checkpoint import load_checkpoint
+from resnets.checkpoints import load_checkpoint
 from resnets.training.config import TrainConfig
 from resnets.training.distributed import GlobalBatchNorm2d, process_group, sync_batchnorm
 from resnets.training.loop import train

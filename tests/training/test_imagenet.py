@@ -6,9 +6,9 @@ import shutil
 import pytest
 import torch
 
+from resnets.checkpoints import load_checkpoint
 from resnets.errors import UserError
 from resnets.models import create_model
-from resnets.training.checkpoint import load_checkpoint
 from resnets.training.loop import Trainer, train
 from resnets.weights import IMAGENET_MEAN
 

@@ -5,8 +5,8 @@ import time
 import pytest
 import torch
 
+from resnets.checkpoints import load_checkpoint
 from resnets.errors import UserError
-from resnets.training.checkpoint import load_checkpoint
 from resnets.training.config import TrainConfig
 from resnets.training.loop import Trainer, TrainingDiverged, train
 

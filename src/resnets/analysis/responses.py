@@ -12,7 +12,7 @@ from torch import nn
 
 from ..data import normalize
 from ..evaluation.splits import evaluation_split
-from ..training.device import resolve_device
+from ..runtime import resolve_device
 from ..weights import load_trained
 from .output import RESULTS_FILE, write_text
 from .plots import response_plot

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import functools
 import itertools
-import os
 from collections.abc import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import UserError
-from ..training.rng import seeded_generator
-from ..training.sampler import EpochSampler
 from .files import ImageFiles
 from .imageset import ImageSet
+from .rng import seeded_generator
+from .sampler import EpochSampler
 from .scale_augment import check_scale, scale_crop_flip
 
 AUGMENT_STREAM = 3  # keys this loader's random numbers apart from the epoch permutations (1) and CIFAR's crops (2)
@@ -111,11 +110,6 @@ def _collate(items: list[tuple[torch.Tensor | None, int, str | None]], crop: int
     images = torch.stack([image for image, _ in good]) if good else torch.empty(0, 3, crop, crop, dtype=torch.uint8)
     labels = torch.tensor([label for _, label in good], dtype=torch.long)
     return images, labels, [error for _, _, error in items if error is not None]
-
-
-def default_workers() -> int:
-    """Decoding processes when not given: one per CPU core, at most 8 (more rarely helps one GPU)."""
-    return min(8, os.cpu_count() or 1)
 
 
 def one_thread(worker_id: int) -> None:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from ..data.augment import normalize
 from ..data.loader import one_thread
 from ..errors import UserError
-from ..training.device import autocast
+from ..runtime import autocast
 from .views import CROP, RESIZE, View, make_view
 
 # A view's crops of some images: view name, owners [n] (each crop's position in the evaluated list), crops [n,3,h,w].

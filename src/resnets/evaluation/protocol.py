@@ -9,9 +9,8 @@ import torch
 
 from ..data import ImageSet
 from ..data.classes import class_listing
-from ..data.loader import default_workers
 from ..errors import UserError
-from ..training.device import resolve_device, resolve_precision
+from ..runtime import default_workers, resolve_device, resolve_precision
 from ..weights import TrainedModel, load_trained, pretrained_model
 from .evaluate import Member, evaluate_views
 from .splits import evaluation_split

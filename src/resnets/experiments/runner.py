@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.output import write_text
+from ..checkpoints import latest_checkpoint
 from ..errors import UserError
-from ..training.checkpoint import latest_checkpoint
 from ..training.config import TrainConfig, resolve_config
 from ..training.loop import train
 

@@ -84,14 +84,9 @@ def model_config(name: str, **options: Any) -> ResNetConfig:
     return _BUILDERS[name](**options)
 
 
-def create_model(name: str, weights: str | None = None, **options: Any) -> ResNet:
-    """Build a registered model, e.g. `create_model('resnet50', stride_on='3x3')`; `weights`: a tag or a file.
+def create_model(name: str, **options: Any) -> ResNet:
+    """Build a registered model with fresh weights, e.g. `create_model('resnet50', stride_on='3x3')`.
 
-    `create_model('resnet50', weights='torchvision-v1')` downloads torchvision's ImageNet weights once and builds
-    the network they need (stride_on='3x3'); a .pth or .safetensors file is loaded key for key.
+    Pretrained weights (`weights=`) are offered by `resnets.create_model`, one layer up (resnets.weights).
     """
-    if weights is None:
-        return ResNet(model_config(name, **options))
-    from ..weights import pretrained_model  # here, not above: resnets.weights imports this module
-
-    return pretrained_model(name, weights, **options).model
+    return ResNet(model_config(name, **options))

@@ -13,11 +13,11 @@ from tqdm import tqdm
 from ..data import ImageFiles, ImageSet, TrainLoader, lighting, normalize, random_crop_flip
 from ..data.augment import standardize
 from ..data.loader import one_thread
+from ..data.rng import seeded_generator
+from ..data.sampler import EpochSampler
 from ..evaluation.evaluate import evaluation_positions
 from ..evaluation.views import center
 from .config import TrainConfig
-from .rng import seeded_generator
-from .sampler import EpochSampler
 
 AUGMENT_STREAM = 2  # keys the CIFAR augmentation randomness apart from the epoch permutations
 LIGHTING_STREAM = 4  # keys the colour noise apart from the loader's crops (data.loader)

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write
-from ..data.loader import default_workers
 from ..errors import UserError
-from ..pretrained import RELEASES
+from ..releases import RELEASES
+from ..runtime import default_workers
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -15,19 +15,19 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..checkpoints import BEST, LAST, latest_checkpoint, save_checkpoint
 from ..data import ImageFiles, ImageSet, TrainLoader, has_split, load_split, open_split, pixel_mean, train_val_split
 from ..data.cifar import find_cifar10
+from ..data.sampler import EpochSampler
 from ..errors import UserError
 from ..evaluation.evaluate import validation_error
 from ..models import ResNet, model_config
+from ..runtime import autocast, resolve_device, resolve_precision
 from ..weights import TrainedModel, load_weights, pretrained_model
 from .batches import CifarBatches, ImageNetBatches, center_pixel_mean
-from .checkpoint import BEST, LAST, latest_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .device import autocast, resolve_device, resolve_precision
 from .distributed import Group, process_group, sync_batchnorm
 from .metrics import MetricsLog
-from .sampler import EpochSampler
 from .schedule import Plateau, learning_rate, warmup_finished
 from .sessions import record_session
 

@@ -1,12 +1,14 @@
-"""Where and in which precision a run computes: CUDA when present, bf16 where the hardware has it."""
+"""Where and in which precision a run computes (CUDA when present, bf16 where the hardware has it), on how many
+decoding processes."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
-from ..errors import UserError
+from .errors import UserError
 
 
 def resolve_device(name: str) -> torch.device:
@@ -35,3 +37,8 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device.type, dtype=dtype)
+
+
+def default_workers() -> int:
+    """Decoding processes when not given: one per CPU core, at most 8 (more rarely helps one GPU)."""
+    return min(8, os.cpu_count() or 1)

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from ..atomic import atomic_write
-from ..errors import UserError
+from .atomic import atomic_write
+from .errors import UserError
 
 FORMAT = "resnets-checkpoint-v1"
 LAST, BEST = "last.pt", "best.pt"

@@ -1,7 +1,7 @@
 import torch
 
-from resnets.training.rng import seeded_generator
-from resnets.training.sampler import EpochSampler
+from resnets.data.rng import seeded_generator
+from resnets.data.sampler import EpochSampler
 
 
 def test_each_epoch_is_a_permutation_and_drops_the_last_partial_batch():

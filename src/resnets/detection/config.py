@@ -1,0 +1,92 @@
+"""Every setting of Faster R-CNN C4 (Sec. 4.3), defaulting to the paper's, else py-faster-rcnn's (Ren et al.)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+POOLERS = ("roi_pool", "roi_align")
+
+
+@dataclass
+class FasterRCNNConfig:
+    """Faster R-CNN on a ResNet C4 trunk: conv1..conv4_x shared at stride 16, conv5_x as the per-RoI head."""
+
+    backbone: str = "resnet101"  # any ImageNet-family zoo name (resnet18 .. resnet152, ResNeXt, Wide ResNet)
+    num_classes: int = 20  # object classes, background excluded (PASCAL VOC: 20)
+    stride_on: str | None = None  # bottleneck conv that subsamples (None: the zoo's default for the backbone)
+    # Input (py-faster-rcnn TRAIN.SCALES / MAX_SIZE): shorter side resized to min_size unless the longer side would
+    # exceed max_size.
+    min_size: int = 600
+    max_size: int = 1000
+    # Anchors (Faster R-CNN Sec. 3.1.1): 3 scales x 3 aspect ratios at every stride-16 position.
+    anchor_sizes: tuple[float, ...] = (128.0, 256.0, 512.0)  # square side in input pixels (scales 8, 16, 32 x 16)
+    anchor_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)  # height / width
+    # RPN training (Sec. 3.1.2-3.1.3): 256 anchors per image, up to half positive.
+    rpn_batch_size: int = 256
+    rpn_positive_fraction: float = 0.5
+    rpn_fg_iou: float = 0.7  # an anchor with IoU >= 0.7 with a ground-truth box is positive ...
+    rpn_bg_iou: float = 0.3  # ... with IoU < 0.3 with every one negative; in between ignored
+    rpn_straddle: float | None = 0.0  # anchors reaching more than this many pixels outside the image are ignored in
+    # training (the paper's cross-boundary rule); None keeps every anchor
+    rpn_channels: int | None = None  # the RPN's 3x3 conv width; None: the trunk's output width (Detectron2's C4)
+    # Proposals: top-N by objectness before NMS, NMS at 0.7, top-N after it.
+    rpn_nms: float = 0.7
+    rpn_pre_nms_train: int = 12000
+    rpn_post_nms_train: int = 2000
+    rpn_pre_nms_test: int = 6000
+    rpn_post_nms_test: int = 300
+    rpn_min_size: float = 16.0  # proposals narrower or shorter than this (input pixels) are dropped (RPN_MIN_SIZE)
+    # RoI sampling for the head (Fast R-CNN Sec. 2.3): 128 RoIs per image, 25% foreground.
+    roi_batch_size: int = 128
+    roi_positive_fraction: float = 0.25
+    roi_fg_iou: float = 0.5  # foreground: IoU >= 0.5 with a ground-truth box
+    roi_bg_iou_low: float = 0.1  # background: IoU in [0.1, 0.5)
+    roi_bg_iou_high: float = 0.5
+    # Box regression: the RPN's targets unscaled, the head's scaled by (10, 10, 5, 5) (BBOX_NORMALIZE_STDS 0.1, 0.2).
+    rpn_box_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
+    box_weights: tuple[float, ...] = (10.0, 10.0, 5.0, 5.0)
+    rpn_smooth_l1_beta: float = 1.0 / 9  # py-faster-rcnn's sigma 3 (beta = 1 / sigma^2)
+    smooth_l1_beta: float = 1.0  # sigma 1
+    # Pooling (Sec. 4.3 and Detectron2's Res5ROIHeads): each RoI to 14 x 14 on the stride-16 map; conv5_1's stride 2
+    # makes it 7 x 7 before conv5_x and global average pooling.
+    pooler: str = "roi_pool"  # the paper's RoI pooling, or 'roi_align' (Mask R-CNN's, as modern implementations)
+    pooler_resolution: int = 14
+    sampling_ratio: int = 0  # roi_align: samples per bin side; 0: adaptive, ceil(bin size)
+    aligned: bool = True  # roi_align: the half-pixel correction
+    # BN is frozen (Sec. 4.3: "fixed", acting as an affine layer of the pre-training statistics).
+    frozen_bn: bool = True
+    freeze_at: int = 2  # 0: train everything; 1: fix conv1; 2: fix conv1 and conv2_x (py-faster-rcnn, Detectron2)
+    # Testing (py-faster-rcnn TEST): per-class score threshold, per-class NMS, detections kept per image.
+    test_score_threshold: float = 0.05
+    test_nms: float = 0.3
+    detections_per_image: int = 100
+
+    def __post_init__(self) -> None:
+        for name in ("anchor_sizes", "anchor_ratios", "rpn_box_weights", "box_weights"):
+            setattr(self, name, tuple(float(v) for v in getattr(self, name)))
+        if self.pooler not in POOLERS:
+            raise ValueError(f"pooler={self.pooler!r} is not valid; choose one of {', '.join(map(repr, POOLERS))}")
+        for name in ("num_classes", "min_size", "max_size", "rpn_batch_size", "roi_batch_size", "pooler_resolution"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be a positive integer")
+        for name in ("rpn_positive_fraction", "roi_positive_fraction", "rpn_nms", "test_nms"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be in (0, 1]")
+        if not self.rpn_bg_iou <= self.rpn_fg_iou or not self.roi_bg_iou_low <= self.roi_bg_iou_high:
+            raise ValueError("background IoU thresholds must not exceed the foreground ones")
+        if len(self.box_weights) != 4 or len(self.rpn_box_weights) != 4:
+            raise ValueError("box weights are four numbers (x, y, w, h)")
+        if not 0 <= self.freeze_at <= 5:
+            raise ValueError(f"freeze_at={self.freeze_at!r} must be 0 .. 5 (stem, then conv2_x .. conv5_x)")
+        if self.max_size < self.min_size:
+            raise ValueError(f"max_size={self.max_size} must be at least min_size={self.min_size}")
+
+    @property
+    def num_anchors(self) -> int:
+        """Anchors per position: scales x ratios."""
+        return len(self.anchor_sizes) * len(self.anchor_ratios)
+
+    def to_dict(self) -> dict:
+        """A JSON-friendly dict that `FasterRCNNConfig(**d)` rebuilds."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
