@@ -18,7 +18,7 @@ def is_tag(weights: str) -> bool:
 
 def available(tag: str = TORCHVISION_V1) -> list[str]:
     """The models that release `tag` has weights for."""
-    return list(_release(tag).files)
+    return _release(tag).models()
 
 
 def release_options(tag: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -43,8 +43,11 @@ def weights_file(
     `base_url` replaces the folder the file is published in (a mirror, or a local server in tests).
     """
     release = _release(tag)
-    if model_name not in release.files:
-        raise UserError(f"{tag} has no weights for {model_name!r}; it has weights for: {', '.join(release.files)}")
+    if model_name not in release.models():
+        has = ", ".join(release.models()) or "none yet"
+        raise UserError(f"{tag} has no weights for {model_name!r}; it has weights for: {has}")
+    if release.packaged is not None:
+        return release.packaged_file(model_name)
     url, digest = release.files[model_name]
     name = url.rsplit("/", 1)[1]
     if base_url is not None:

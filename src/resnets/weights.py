@@ -35,6 +35,8 @@ class TrainedModel:
     classes: list[str]  # output i's class is classes[i] (see model_classes); empty when unknown: the data's order
     train_config: dict
     pixel_std: torch.Tensor | None = None  # per-channel divisor after the mean (torchvision weights); None: none
+    iteration: int | None = None  # the training iteration of these weights, when they come from a resnets run
+    val_error: float | None = None  # top-1 error (%) the run measured on its validation set at that iteration
 
 
 def model_classes(named: list[str], num_classes: int) -> list[str]:
@@ -74,6 +76,8 @@ def load_trained(path: str | Path) -> TrainedModel:
         model_classes(state["classes"], model.config.num_classes),
         state["train_config"],
         state.get("pixel_std"),
+        state["iteration"],
+        state.get("val_error"),
     )
 
 
@@ -155,9 +159,22 @@ def export_safetensors(trained: TrainedModel, out: Path) -> None:
     }
     if trained.pixel_std is not None:
         metadata["pixel_std"] = json.dumps(trained.pixel_std.flatten().tolist())
+    for key in ("iteration", "val_error"):
+        if getattr(trained, key) is not None:
+            metadata[key] = json.dumps(getattr(trained, key))
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out) as f:
         f.write(save(tensors, metadata=metadata))
+
+
+def read_metadata(file: Path) -> dict[str, Any]:
+    """The metadata of a resnets .safetensors export, JSON values decoded, without reading its tensors."""
+    try:
+        with safe_open(str(file), "pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UserError(f"{file} is not a readable safetensors file ({str(e).splitlines()[0][:200]})") from None
+    return {k: v if k in ("format", "model_name") else json.loads(v) for k, v in metadata.items()}
 
 
 def _read_safetensors(file: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -181,7 +198,10 @@ def _exported(file: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, 
     mean = torch.tensor(json.loads(metadata["pixel_mean"])).reshape(json.loads(metadata["pixel_mean_shape"]))
     std = torch.tensor(json.loads(metadata["pixel_std"])).view(3, 1, 1) if "pixel_std" in metadata else None
     classes = model_classes(json.loads(metadata["classes"]), config.num_classes)
-    return TrainedModel(metadata["model_name"], model, mean, classes, json.loads(metadata["train_config"]), std)
+    measured = {key: json.loads(metadata[key]) for key in ("iteration", "val_error") if key in metadata}
+    return TrainedModel(
+        metadata["model_name"], model, mean, classes, json.loads(metadata["train_config"]), std, **measured
+    )
 
 
 def _exported_as(file: Path, model_name: str, options: dict[str, Any], trained: TrainedModel) -> TrainedModel:

@@ -10,15 +10,38 @@ from .registry import command, model_options
 
 
 def _add_list(p: argparse.ArgumentParser) -> None:
-    p.description = "Print every model name, one per line."
+    p.description = (
+        "Print every model name, one per line, with the weights tags it has: resnets-cifar10 (shipped, with the "
+        "error it measured) and torchvision-v1 (downloaded on first use)."
+    )
 
 
 @command("list", _add_list)
 def run_list(args: argparse.Namespace) -> None:
-    """List every model name."""
+    """List every model name and its pretrained weights."""
     from ..models import list_models
+    from ..releases import RELEASES
 
-    print("\n".join(list_models()))
+    names = list_models()
+    width = max(map(len, names))
+    for name in names:
+        tags = [_weights_label(tag, name) for tag, release in RELEASES.items() if name in release.models()]
+        print(f"{name:{width}}  {'; '.join(tags)}".rstrip())
+
+
+def _weights_label(tag: str, model: str) -> str:
+    """The tag, and for a resnets release the error its run measured, on which images, at which iteration."""
+    from ..analysis.runs import validation_label
+    from ..pretrained import weights_file
+    from ..releases import RELEASES
+    from ..training.config import TrainConfig
+    from ..weights import read_metadata
+
+    metadata = read_metadata(weights_file(model, tag)) if RELEASES[tag].packaged else {}
+    if "val_error" not in metadata:
+        return tag
+    config = TrainConfig.from_dict(metadata["train_config"])
+    return f"{tag} ({validation_label(config)} {metadata['val_error']:.2f}% at {metadata['iteration']:,} iterations)"
 
 
 def _add_summary(p: argparse.ArgumentParser) -> None:

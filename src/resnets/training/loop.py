@@ -181,6 +181,7 @@ class Trainer:
         self.skipped_steps = 0  # fp16 steps the grad scaler skipped (overflow), each one retried
         self.warming_up = config.warmup_lr is not None
         self.best_val_error: float | None = None
+        self.val_error: float | None = None  # of the latest validation, kept with the weights it measured
         self.plateau = Plateau()
         if found:
             self._restore(found[1])
@@ -204,6 +205,7 @@ class Trainer:
         self.iteration = state["iteration"]
         self.warming_up = state["warming_up"]
         self.best_val_error = state["best_val_error"]
+        self.val_error = state.get("val_error")  # absent from checkpoints written before it was kept
         self.plateau = Plateau(**state["plateau"])
         self.data.mean, self.data.std = state["pixel_mean"], state["pixel_std"]
 
@@ -222,6 +224,7 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "warming_up": self.warming_up,
             "best_val_error": self.best_val_error,
+            "val_error": self.val_error,
             "plateau": self.plateau.state_dict(),
         }
 
@@ -297,6 +300,7 @@ class Trainer:
         improved = improved and self.config.selects_on_validation
         if improved:
             self.best_val_error = val_error
+        self.val_error = val_error
         if self.is_main:
             state = self.state()
             save_checkpoint(self.run / LAST, state)
