@@ -14,6 +14,7 @@ __all__ = [
     "UserError",
     "create_model",
     "list_models",
+    "load_predictor",
     "measure",
     "model_complexity",
     "model_config",
@@ -31,3 +32,11 @@ def create_model(name: str, weights: str | None = None, **options: Any) -> ResNe
     from .weights import pretrained_model  # only when weights are asked for: a fresh model loads no download code
 
     return pretrained_model(name, weights, **options).model
+
+
+def load_predictor(checkpoint: str | None = None, **settings: Any):
+    """A Predictor (`.predict(images)`) for a run folder or checkpoint, an ONNX file (`onnx=`), or `model=` with
+    `weights=`; preprocessing is evaluate's for the same model and view (see resnets.inference.load_predictor)."""
+    from .inference import load_predictor  # the inference stack only when asked for
+
+    return load_predictor(checkpoint, **settings)

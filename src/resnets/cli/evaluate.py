@@ -86,18 +86,35 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 
 def _add_export(p: argparse.ArgumentParser) -> None:
-    p.description = "Export a trained model's weights (torchvision key names) with its metadata."
+    p.description = (
+        "Export a trained model: its weights (torchvision key names) with its metadata as safetensors, or an ONNX "
+        "graph taking the normalised NCHW input, checked against PyTorch in ONNX Runtime."
+    )
     p.add_argument("--checkpoint", required=True, help="run folder or .pt checkpoint")
-    p.add_argument("--format", default="safetensors", choices=("safetensors",))
+    p.add_argument("--format", default="safetensors", choices=("safetensors", "onnx"), help="what to write")
     p.add_argument("--out", required=True, help="output file")
+    p.add_argument("--opset", type=int, help="onnx: the ONNX opset (default: the exporter's)")
+    p.add_argument(
+        "--dynamic-batch",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="onnx: any batch size (default); --no-dynamic-batch fixes it at 1",
+    )
 
 
 @command("export", _add_export)
 def run_export(args: argparse.Namespace) -> None:
-    """Export weights to safetensors."""
+    """Export weights to safetensors, or an ONNX graph checked in ONNX Runtime."""
     from pathlib import Path
 
     from ..weights import export_safetensors, load_trained
 
-    export_safetensors(load_trained(args.checkpoint), Path(args.out))
+    trained = load_trained(args.checkpoint)
+    if args.format == "onnx":
+        from ..inference.onnx_export import export_onnx
+
+        check = export_onnx(trained, Path(args.out), opset=args.opset, dynamic_batch=args.dynamic_batch)
+        print(f"wrote {args.out}: ONNX Runtime within {check.max_difference:.2g} of PyTorch on {check.batch} images")
+        return
+    export_safetensors(trained, Path(args.out))
     print(f"wrote {args.out}")

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -31,19 +32,45 @@ class Decoded:
     bad: list[str]
 
 
-def decode_image(path: Path) -> np.ndarray:
-    """Decode one image file to a uint8 RGB array [3, H, W]; the format comes from the content, not the name."""
+class ImageError(ValueError):
+    """A file or stream that is not a decodable image; str() is the one-line reason, without the file's name."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason} ({detail})")
+        self.too_big, self.detail = reason == TOO_BIG, detail
+
+
+TOO_BIG = "too big to decode safely"
+UNREADABLE = "cannot decode image"
+
+
+def read_rgb(file: Path | BinaryIO) -> np.ndarray:
+    """Decode a file or binary stream to uint8 RGB [3, H, W], refusing decompression bombs; raises ImageError."""
     try:
         with warnings.catch_warnings():
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that (and raises above); refuse both.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                rgb = img.convert("RGB")
+            with Image.open(file) as img:
+                return rgb_array(img)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
-        raise UserError(f"{path} is too big to decode safely ({e}); remove it or pass --skip-bad-images") from None
+        raise ImageError(TOO_BIG, str(e)) from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:  # what Pillow raises for unreadable or truncated files
-        raise UserError(f"cannot decode image {path} ({e}); replace or remove it, or pass --skip-bad-images") from None
-    return np.ascontiguousarray(np.asarray(rgb).transpose(2, 0, 1))
+        raise ImageError(UNREADABLE, str(e)) from None
+
+
+def rgb_array(img: Image.Image) -> np.ndarray:
+    """A Pillow image (grayscale, CMYK, RGBA, palette, ...) as uint8 RGB [3, H, W]."""
+    return np.ascontiguousarray(np.asarray(img.convert("RGB")).transpose(2, 0, 1))
+
+
+def decode_image(path: Path) -> np.ndarray:
+    """Decode one image file to a uint8 RGB array [3, H, W]; the format comes from the content, not the name."""
+    try:
+        return read_rgb(path)
+    except ImageError as e:
+        if e.too_big:
+            raise UserError(f"{path} is {TOO_BIG} ({e.detail}); remove it or pass --skip-bad-images") from None
+        raise UserError(f"{UNREADABLE} {path} ({e.detail}); replace or remove it, or pass --skip-bad-images") from None
 
 
 def decode_files(

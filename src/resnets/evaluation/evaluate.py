@@ -66,12 +66,16 @@ class ViewResult:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Every view's result; `data_seconds`: the time the pass waited for decoding and cropping (shared by the views)."""
+    """Every view's result; `data_seconds`: the time the pass waited for decoding and cropping (shared by the views).
+
+    `scores`: per view, each image's softmax averaged over its crops and the models [images, classes].
+    """
 
     views: dict[str, ViewResult]
     images: int
     data_seconds: float
     seconds: float
+    scores: dict[str, torch.Tensor]
 
 
 def evaluation_positions(count: int, limit: int | None) -> torch.Tensor:
@@ -142,7 +146,8 @@ def evaluate_views(
         for m in models:
             m.model.train(m.was_training)
     results = {name: scores.result(name, labels) for name in views}
-    return Evaluation(results, len(positions), data_seconds, time.perf_counter() - start)
+    averaged = {name: scores.averaged(name) for name in views}
+    return Evaluation(results, len(positions), data_seconds, time.perf_counter() - start, averaged)
 
 
 def validation_error(
@@ -327,12 +332,18 @@ class _Scores:
             torch.cuda.synchronize(self.device)  # so the time is this batch's, not the previous one's
         self.seconds[name] += time.perf_counter() - start
 
+    def averaged(self, name: str) -> torch.Tensor:
+        """Each image's softmax averaged over its crops and the models [N, classes] (no columns if N is 0)."""
+        if name not in self.sums:
+            return torch.zeros(self.count, 0, device=self.device)
+        return self.sums[name] / self.terms[name][:, None]
+
     def result(self, name: str, labels: torch.Tensor) -> ViewResult:
         """Top-1 and top-5 error (percent) and the cross-entropy of the averaged softmax."""
         n = len(labels)
         if n == 0:
             return ViewResult(math.nan, math.nan, math.nan, 0, self.seconds[name])
-        scores = self.sums[name] / self.terms[name][:, None]
+        scores = self.averaged(name)
         top = scores.topk(min(5, scores.shape[1]), dim=1).indices
         hits = top == labels[:, None]
         true = scores.gather(1, labels[:, None]).squeeze(1)

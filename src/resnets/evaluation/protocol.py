@@ -40,6 +40,13 @@ def default_views(models: list[TrainedModel]) -> list[str]:
     return ["full"] if config and config.get("augmentation", "cifar") == "cifar" else ["center"]
 
 
+def view_size(train_config: dict, resize: int | None = None, crop: int | None = None) -> tuple[int, int]:
+    """The shorter side and crop of the center and 10crop views: as given, else the run's, else the paper's 256, 224."""
+    resize = train_config.get("test_resize", RESIZE) if resize is None else resize
+    crop = train_config.get("crop_size", CROP) if crop is None else crop
+    return resize, crop
+
+
 def evaluate_models(
     models: list[TrainedModel],
     names: list[str],
@@ -63,8 +70,7 @@ def evaluate_models(
     resize and crop default to the first run's (its test_resize and crop_size), else to the paper's 256 and 224.
     """
     config = models[0].train_config
-    resize = config.get("test_resize", RESIZE) if resize is None else resize
-    crop = config.get("crop_size", CROP) if crop is None else crop
+    resize, crop = view_size(config, resize, crop)
     # Each view once, in the order asked.
     made = {name: make_view(name, resize=resize, crop=crop, scales=scales) for name in dict.fromkeys(views)}
     if limit is not None and limit < 1:

@@ -1,0 +1,165 @@
+"""ONNX export of a trained model, checked with the ONNX checker and against PyTorch in ONNX Runtime.
+
+The graph takes the same normalised float32 NCHW input as the PyTorch model (RGB in [0, 1], minus the mean,
+divided by the std); the preprocessing constants, the input size and the class names are in `metadata_props`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..atomic import atomic_write
+from ..data.augment import normalize
+from ..errors import UserError
+from ..evaluation.protocol import view_size
+from ..weights import TrainedModel
+from .predictor import class_names
+
+FORMAT = "resnets-onnx-v1"
+TOLERANCE = 1e-4  # largest |ONNX Runtime - PyTorch| allowed on any fp32 output
+CHECK_BATCH = 3  # images in the check batch: not the traced batch, so a batch frozen into the graph fails it
+TRACE_BATCH = 2  # the dynamo exporter specialises sizes 0 and 1, so a dynamic batch is traced at 2
+PREPROCESSING = "RGB scaled to [0, 1], minus mean (per channel [3,1,1] or per pixel [3,H,W]), divided by std if given"
+
+
+@dataclass(frozen=True)
+class ExportCheck:
+    """What the export verified: the largest output difference from PyTorch, on a batch of `batch` images."""
+
+    max_difference: float
+    batch: int
+    outputs: list[str]
+
+
+def input_size(trained: TrainedModel) -> tuple[int, int]:
+    """The network's input height and width: a per-pixel mean's size (CIFAR runs, ImageNet runs), else the crop."""
+    mean = trained.pixel_mean
+    if mean.dim() == 3 and tuple(mean.shape[-2:]) != (1, 1):
+        return int(mean.shape[-2]), int(mean.shape[-1])
+    crop = view_size(trained.train_config)[1]
+    return crop, crop
+
+
+def metadata(trained: TrainedModel) -> dict[str, str]:
+    """The preprocessing constants, input size and class names, as ONNX metadata_props (JSON values)."""
+    h, w = input_size(trained)
+    features_only = trained.model.config.features_only
+    props = {
+        "format": FORMAT,
+        "model_name": trained.name,
+        "classes": json.dumps([] if features_only else class_names(trained)),
+        "input_size": json.dumps([3, h, w]),
+        "preprocessing": PREPROCESSING,
+        "mean": json.dumps(trained.pixel_mean.flatten().tolist()),
+        "mean_shape": json.dumps(list(trained.pixel_mean.shape)),
+        "train_config": json.dumps(trained.train_config),
+    }
+    if trained.pixel_std is not None:
+        props["std"] = json.dumps(trained.pixel_std.flatten().tolist())
+    return props
+
+
+def export_onnx(
+    trained: TrainedModel,
+    out: Path,
+    *,
+    opset: int | None = None,
+    dynamic_batch: bool = True,
+    images: torch.Tensor | None = None,
+    tolerance: float = TOLERANCE,
+) -> ExportCheck:
+    """Export to `out`, check it and compare ONNX Runtime with PyTorch on a batch; nothing is written if a check fails.
+
+    `images`: the uint8 batch [N, 3, H, W] of the comparison (default: seeded random pixels); they are normalised
+    as evaluate normalises them. A fixed batch (`dynamic_batch` False) is one image.
+    """
+    import onnx
+
+    from .onnx_runtime import new_session
+
+    model = trained.model.cpu().float().eval().to(memory_format=torch.contiguous_format)
+    h, w = input_size(trained)
+    batch = CHECK_BATCH if dynamic_batch else 1
+    if images is None:
+        images = torch.randint(0, 256, (batch, 3, h, w), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    if tuple(images.shape[-2:]) != (h, w) or (not dynamic_batch and len(images) != 1):
+        raise UserError(f"the check batch must be [{batch if not dynamic_batch else 'N'}, 3, {h}, {w}] uint8 images")
+    inputs = normalize(images, trained.pixel_mean, trained.pixel_std)
+    with torch.no_grad():
+        expected = _outputs(model(inputs))
+    names = [f"stage{i + 1}" for i in range(len(expected))] if trained.model.config.features_only else ["logits"]
+    proto = _export(model, (TRACE_BATCH if dynamic_batch else 1, 3, h, w), names, opset, dynamic_batch)
+    for key, value in metadata(trained).items():
+        proto.metadata_props.add(key=key, value=value)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise UserError(f"the exported graph fails the ONNX checker: {str(e).splitlines()[0]}") from None
+    data = proto.SerializeToString()
+    got = new_session(data).run(names, {"input": inputs.numpy()})
+    difference = max(float((torch.from_numpy(g) - e).abs().max()) for g, e in zip(got, expected))
+    if not difference <= tolerance:  # also catches NaN
+        raise UserError(
+            f"ONNX Runtime's outputs differ from PyTorch's by {difference:.3g} (> {tolerance:g}) on a batch of "
+            f"{len(images)}; the export is wrong, {out} was not written"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out) as f:
+        f.write(data)
+    return ExportCheck(difference, len(images), names)
+
+
+def _outputs(result: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
+    return list(result) if isinstance(result, (list, tuple)) else [result]
+
+
+def _export(model: torch.nn.Module, shape: tuple[int, ...], names: list[str], opset: int | None, dynamic: bool):
+    """The ONNX ModelProto of `model` traced at input `shape`.
+
+    The dynamo exporter (torch.export), since in torch 2.13 the TorchScript one (dynamo=False) cannot export a
+    dynamic batch at all: GlobalAvgPool's kernel is the feature map's size, which it turns into a runtime Gather
+    that avg_pool2d's ONNX symbolic refuses; exported without dynamic axes it freezes the batch size instead. The
+    dynamo graph passes the checks above (ResNet-20/-50 differ from PyTorch by about 1e-6/2e-5 on fp32 logits).
+    """
+    example = torch.zeros(shape)
+    dynamic_shapes = ({0: torch.export.Dim("batch", min=1)},) if dynamic else None
+    with warnings.catch_warnings(), _quiet("torch.onnx", "torch.export", "onnxscript"):
+        warnings.simplefilter("ignore")  # the exporter's deprecation chatter; the checks below are what count
+        try:
+            program = torch.onnx.export(
+                model,
+                (example,),
+                dynamo=True,
+                input_names=["input"],
+                output_names=names,
+                dynamic_shapes=dynamic_shapes,
+                opset_version=opset,
+                verbose=False,
+            )
+        except ImportError as e:
+            raise UserError(f"ONNX export needs {e.name or 'onnx'}: pip install 'resnets[deploy]'") from None
+        except Exception as e:  # the exporter raises many kinds; one line is what a user can act on
+            raise UserError(f"ONNX export failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
+    return program.model_proto
+
+
+class _quiet:
+    """Silence the named loggers below ERROR for a block (the exporter logs every step at WARNING and INFO)."""
+
+    def __init__(self, *names: str):
+        self.loggers = [logging.getLogger(name) for name in names]
+
+    def __enter__(self):
+        self.levels = [logger.level for logger in self.loggers]
+        for logger in self.loggers:
+            logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        for logger, level in zip(self.loggers, self.levels):
+            logger.setLevel(level)

@@ -1,0 +1,64 @@
+"""predict's outputs: a readable table, and CSV or JSON Lines files written as the results come."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+
+FORMATS = (".csv", ".jsonl")
+FIELDS = ("label", "index", "probability")  # of each ranked class
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """One block per image: its file, then a line per class with rank, probability, index and label."""
+    lines = []
+    for entry in results:
+        lines.append(entry["file"])
+        for rank, top in enumerate(entry["top"], start=1):
+            lines.append(f"  {rank:>2}  {100 * top['probability']:6.2f}%  {top['index']:>5}  {top['label']}")
+    return "\n".join(lines)
+
+
+class ResultWriter:
+    """Writes entries to `path` as they come, into `path`.partial, renamed to `path` once the run completes."""
+
+    def __init__(self, path: Path, top_k: int):
+        self.path, self.partial = path, path.with_name(path.name + ".partial")
+        self.csv = path.suffix.lower() == ".csv"
+        self.file = open(self.partial, "w", newline="", encoding="utf-8")  # closed by close()
+        if self.csv:
+            self.rows = csv.writer(self.file)
+            ranks = range(1, top_k + 1)
+            self.rows.writerow(["file", *(f"{k}{r}" for r in ranks for k in FIELDS)])
+
+    def write(self, entry: dict[str, Any]) -> None:
+        """One image's result: a CSV row, or a JSON line."""
+        if self.csv:
+            self.rows.writerow(
+                [entry["file"], *(t[k] for t in entry["top"] for k in ("label", "index", "probability"))]
+            )
+        else:
+            self.file.write(json.dumps(entry) + "\n")
+
+    def close(self, complete: bool) -> None:
+        """Close the file; a complete run's replaces `path`, an interrupted one stays as `path`.partial."""
+        self.file.close()
+        if complete:
+            os.replace(self.partial, self.path)
+
+
+def open_writer(out: str, top_k: int, *, overwrite: bool = False) -> ResultWriter:
+    """A ResultWriter for `out` (.csv or .jsonl); an existing file is kept unless `overwrite`."""
+    path = Path(out).expanduser()
+    if path.suffix.lower() not in FORMATS:
+        raise UserError(f"--out {out} must end in .csv or .jsonl")
+    if path.exists() and not overwrite:
+        raise UserError(f"--out {out} exists; pass --overwrite to replace it, or choose another file")
+    if not path.parent.is_dir():
+        raise UserError(f"--out {out}: folder {path.parent} does not exist")
+    return ResultWriter(path, top_k)

@@ -1,0 +1,234 @@
+"""Class predictions for images: a trained model under one of evaluate's test views.
+
+Scores come from evaluate's own pass (`evaluate_views`): the same view, normalisation, memory format, precision and
+crop batching as `resnets evaluate` gives the same checkpoint, so predict's top-1 over a labelled folder has exactly
+evaluate's error on it.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..data.decode import ImageError, read_rgb, rgb_array
+from ..data.imagenet_classes import IMAGENET_WNIDS, imagenet_name
+from ..errors import UserError
+from ..evaluation.evaluate import Member, evaluate_views
+from ..evaluation.protocol import default_views, view_size
+from ..evaluation.views import SCALES, make_view
+from ..models import ResNet
+from ..runtime import default_workers, resolve_device, resolve_precision
+from ..weights import TrainedModel, load_trained, pretrained_model
+
+# What predict() takes: uint8 RGB [3, H, W] tensors or arrays ([H, W, 3] arrays too), Pillow images, encoded bytes,
+# or file paths.
+ImageLike = torch.Tensor | np.ndarray | Image.Image | bytes | str | Path
+TOP_K = 5
+_WNIDS = frozenset(IMAGENET_WNIDS)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One file's prediction (`top`), or the one-line reason it could not be read (`error`)."""
+
+    file: Path
+    top: list[dict[str, Any]] | None
+    error: str | None = None
+
+
+def class_names(trained: TrainedModel) -> list[str]:
+    """The class of each output (weights.model_classes: the run's, or ImageNet's wnids); unknown ones numbered."""
+    return list(trained.classes) or [f"class {i}" for i in range(trained.model.config.num_classes)]
+
+
+def display_name(name: str) -> str:
+    """An ImageNet wnid as its human-readable name ('n01440764' -> 'tench'); any other class name as it is."""
+    return imagenet_name(name) if name in _WNIDS else name
+
+
+class Predictor:
+    """A trained model that predicts classes of images, preprocessed as `resnets evaluate` preprocesses them.
+
+    `view` is one of evaluate's test views (default: the run's, `full` for CIFAR runs, else `center`); `resize`,
+    `crop` and `scales` default to the run's as in evaluate. `channels_last` False: NCHW inputs (ONNX Runtime).
+    """
+
+    def __init__(
+        self,
+        trained: TrainedModel,
+        *,
+        view: str | None = None,
+        resize: int | None = None,
+        crop: int | None = None,
+        scales: tuple[int, ...] = SCALES,
+        device: str = "auto",
+        precision: str = "fp32",
+        batch_size: int = 64,
+        channels_last: bool = True,
+        source: str = "",
+    ):
+        if isinstance(trained.model, ResNet) and trained.model.config.features_only:
+            raise UserError(f"{source or trained.name} is a features_only backbone; predict needs a classifier")
+        if batch_size < 1:
+            raise UserError(f"--batch-size {batch_size} must be a positive number of crops")
+        self.trained, self.source = trained, source or trained.name
+        self.view_name = view or default_views([trained])[0]
+        self.resize, self.crop = view_size(trained.train_config, resize, crop)
+        self.view = make_view(self.view_name, resize=self.resize, crop=self.crop, scales=scales)
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.batch_size, self.channels_last = batch_size, channels_last
+        self.classes = class_names(trained)
+        self.labels = [display_name(c) for c in self.classes]
+        model = trained.model.to(self.device).eval()
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.member = Member(model, trained.pixel_mean, trained.pixel_std)
+
+    def info(self) -> dict[str, Any]:
+        """What serve's /info reports: the model, its classes, input size, view, device and precision."""
+        mean = self.trained.pixel_mean
+        return {
+            "model": self.trained.name,
+            "source": self.source,
+            "classes": self.classes,
+            "labels": self.labels,
+            "view": self.view_name,
+            "input_size": [self.crop, self.crop] if self.view_name != "full" else list(mean.shape[-2:]),
+            "device": str(self.device),
+            "precision": self.precision,
+        }
+
+    def scores(self, images: Sequence[ImageLike]) -> torch.Tensor:
+        """Each image's softmax averaged over its view's crops [N, classes], on the CPU."""
+        if not images:
+            return torch.zeros(0, len(self.classes))
+        source = _Images([to_tensor(image) for image in images])
+        result = evaluate_views(
+            [self.member],
+            source,
+            {self.view_name: self.view},
+            device=self.device,
+            precision=self.precision,
+            batch_size=self.batch_size,
+            crop_pixels=self.crop * self.crop,
+            workers=0,
+            channels_last=self.channels_last,
+        )
+        return result.scores[self.view_name].cpu()
+
+    def predict(self, images: Sequence[ImageLike], top_k: int = TOP_K) -> list[list[dict[str, Any]]]:
+        """For each image, its `top_k` classes as {"label", "index", "probability"}, most probable first."""
+        return self.top(self.scores(images), top_k)
+
+    def top(self, scores: torch.Tensor, top_k: int = TOP_K) -> list[list[dict[str, Any]]]:
+        """The `top_k` classes of each row of `scores`."""
+        if top_k < 1:
+            raise UserError(f"--top-k {top_k} must be at least 1")
+        values, indices = scores.topk(min(top_k, scores.shape[1]), dim=1)
+        return [
+            [{"label": self.labels[i], "index": i, "probability": p} for p, i in zip(row_p.tolist(), row_i.tolist())]
+            for row_p, row_i in zip(values, indices)
+        ]
+
+    def predict_files(
+        self, files: Sequence[Path], top_k: int = TOP_K, *, chunk: int | None = None, workers: int | None = None
+    ) -> Iterator[Outcome]:
+        """Outcomes of `files` in order, a chunk of images at a time (decoded in `workers` threads meanwhile)."""
+        size = chunk or self.batch_size
+        chunks = [files[i : i + size] for i in range(0, len(files), size)]
+        with ThreadPoolExecutor(workers or default_workers()) as pool:
+            # The next chunk decodes while this one runs through the network; no more is held in memory.
+            ahead = [pool.submit(_decode, f) for f in chunks[0]] if chunks else []
+            for n, names in enumerate(chunks):
+                decoded, ahead = [f.result() for f in ahead], []
+                if n + 1 < len(chunks):
+                    ahead = [pool.submit(_decode, f) for f in chunks[n + 1]]
+                tops = iter(self.predict([image for image, _ in decoded if image is not None], top_k))
+                for file, (image, error) in zip(names, decoded):
+                    yield Outcome(file, next(tops) if image is not None else None, error)
+
+
+class _Images:
+    """Decoded images as evaluate's ImageSource (their labels unknown: 0)."""
+
+    def __init__(self, images: list[torch.Tensor]):
+        self.images, self.labels = images, torch.zeros(len(images), dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def image(self, i: int) -> torch.Tensor:
+        return self.images[i]
+
+
+def to_tensor(image: ImageLike) -> torch.Tensor:
+    """An image as uint8 RGB [3, H, W], decoded with the data pipeline's own decoder."""
+    if isinstance(image, (str, Path)):
+        return torch.from_numpy(_checked(read_rgb, Path(image), str(image)))
+    if isinstance(image, bytes):
+        return torch.from_numpy(_checked(read_rgb, io.BytesIO(image), "image bytes"))
+    if isinstance(image, Image.Image):
+        return torch.from_numpy(rgb_array(image))
+    tensor = torch.from_numpy(np.array(image)) if isinstance(image, np.ndarray) else torch.as_tensor(image)
+    if tensor.dim() == 3 and tensor.shape[0] != 3 and tensor.shape[-1] == 3:  # [H, W, 3], as numpy and Pillow give
+        tensor = tensor.permute(2, 0, 1)
+    if tensor.dtype != torch.uint8 or tensor.dim() != 3 or tensor.shape[0] != 3:
+        raise UserError(f"an image tensor must be uint8 RGB [3, H, W], not {tensor.dtype} {list(tensor.shape)}")
+    return tensor.contiguous()
+
+
+def _checked(read, file, name: str) -> np.ndarray:
+    try:
+        return read(file)
+    except ImageError as e:
+        raise UserError(f"{name}: {e}") from None
+
+
+def _decode(path: Path) -> tuple[torch.Tensor | None, str | None]:
+    try:
+        return torch.from_numpy(read_rgb(path)), None
+    except ImageError as e:
+        return None, f"{path}: {e}"
+
+
+def load_predictor(
+    checkpoint: str | Path | None = None,
+    *,
+    model: str | None = None,
+    weights: str | None = None,
+    onnx: str | Path | None = None,
+    options: dict[str, Any] | None = None,
+    **settings: Any,
+) -> Predictor:
+    """A Predictor for a run folder or checkpoint file, `model` built with `weights`, or an ONNX file.
+
+    `settings` go to Predictor (view, device, precision, batch_size, ...); `options` build `model` (shortcut, ...).
+    """
+    given = [name for name, value in (("--checkpoint", checkpoint), ("--onnx", onnx), ("--weights", weights)) if value]
+    if len(given) != 1:
+        raise UserError("pass exactly one of --checkpoint RUN_OR_FILE, --onnx FILE, or --model NAME --weights W")
+    if onnx is not None:
+        from .onnx_runtime import load_onnx  # onnxruntime only when asked for
+
+        if settings.get("precision", "fp32") not in ("fp32", "auto"):
+            raise UserError("an ONNX model runs in fp32; drop --precision")
+        settings = {**settings, "precision": "fp32", "channels_last": False, "device": "cpu"}
+        return Predictor(load_onnx(Path(onnx)), source=str(onnx), **settings)
+    if checkpoint is not None:
+        return Predictor(load_trained(checkpoint), source=str(checkpoint), **settings)
+    if model is None:
+        raise UserError("--weights W needs --model NAME to say how to build the network")
+    try:
+        trained = pretrained_model(model, weights, **(options or {}))
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    return Predictor(trained, source=f"{weights} ({model})", **settings)
