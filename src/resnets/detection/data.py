@@ -1,0 +1,269 @@
+"""Detection annotations from three layouts: PASCAL VOC, a labelImg flat folder (image + same-name .xml), COCO JSON.
+
+Boxes are kept in the annotation's own pixel convention (what the detections file and VOC07 scoring use):
+VOC / labelImg XML count pixels from 1 and include both ends; COCO boxes are continuous. `continuous()` gives the
+network's (x1, y1, x2, y2) with x2 - x1 the width in pixels, and `to_annotation()` goes back.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..data.folder import IMAGE_EXTENSIONS
+from ..errors import UserError
+
+VOC, LABELIMG, COCO = "voc", "labelimg", "coco"
+SKIP_HINT = "fix or remove it, or pass --skip-bad-images"
+
+
+@dataclass
+class Annotation:
+    """One image's objects: boxes (G, 4) in the annotation's convention, class indices, VOC difficult flags."""
+
+    image_id: str | int  # the id in the split list (VOC), the file stem (labelImg) or the COCO image id
+    file: Path
+    width: int
+    height: int
+    boxes: np.ndarray
+    labels: np.ndarray
+    difficult: np.ndarray
+
+
+@dataclass
+class DetectionSet:
+    """The annotations of one split, its class names, and what was skipped or corrected on the way."""
+
+    annotations: list[Annotation]
+    classes: list[str]
+    convention: str  # 'voc' (1-based, inclusive: VOC and labelImg) or 'coco' (continuous)
+    skipped_images: list[str] = field(default_factory=list)
+    skipped_boxes: list[str] = field(default_factory=list)
+    corrected_sizes: int = 0  # XMLs whose stated size was 0 or disagreed with the image; the image's was used
+
+    def continuous(self, boxes: np.ndarray) -> np.ndarray:
+        """Annotation boxes as continuous (x1, y1, x2, y2) pixel coordinates."""
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        return boxes - np.array([1, 1, 0, 0], np.float32) if self.convention == VOC else boxes
+
+    def to_annotation(self, boxes: np.ndarray) -> np.ndarray:
+        """Continuous boxes in the annotation's convention (VOC: +1 on the top-left corner)."""
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        return boxes + np.array([1, 1, 0, 0], np.float32) if self.convention == VOC else boxes
+
+    def summary(self) -> str:
+        """One line on what was skipped or corrected, or '' if nothing was."""
+        parts = [f"skipped {len(self.skipped_images)} images"] if self.skipped_images else []
+        parts += [f"skipped {len(self.skipped_boxes)} boxes"] if self.skipped_boxes else []
+        parts += [f"took the image's size for {self.corrected_sizes} XMLs"] if self.corrected_sizes else []
+        return ", ".join(parts)
+
+
+def find_layout(root: Path) -> str:
+    """Which layout `root` holds: 'voc' (Annotations/, JPEGImages/), 'coco' (instances_*.json) or 'labelimg'."""
+    if (root / "Annotations").is_dir() and (root / "JPEGImages").is_dir():
+        return VOC
+    if list(root.glob("instances_*.json")) or list(root.glob("annotations/instances_*.json")):
+        return COCO
+    if any(root.glob("*.xml")) or any(root.glob("*/*.xml")):
+        return LABELIMG
+    raise UserError(
+        f"{root} is not a detection data set: expected a PASCAL VOC folder (Annotations/, JPEGImages/, "
+        "ImageSets/Main/<split>.txt), a COCO folder (annotations/instances_<split>.json) or images with same-name .xml"
+    )
+
+
+def load_detection_split(
+    data: str | Path,
+    split: str = "train",
+    *,
+    classes: list[str] | None = None,
+    skip_bad_images: bool = False,
+    allow_empty: bool = False,
+) -> DetectionSet:
+    """The annotations of `split` in folder `data`, any of the three layouts.
+
+    `classes`: the class order to use (a trained model's); None reads them from the data (VOC / labelImg: sorted
+    names; COCO: categories by id). `allow_empty` keeps images without objects (testing); training refuses them.
+    """
+    root = Path(data).expanduser()
+    if not root.is_dir():
+        raise UserError(f"data folder {root} does not exist")
+    layout = find_layout(root)
+    if layout == COCO:
+        return _read_coco(root, split, classes, skip_bad_images, allow_empty)
+    if layout == VOC:
+        listing = root / "ImageSets" / "Main" / f"{split}.txt"
+        if not listing.is_file():
+            raise UserError(f"{listing} does not exist; a VOC folder needs a split list ImageSets/Main/{split}.txt")
+        ids = [line.split()[0] for line in listing.read_text().splitlines() if line.strip()]
+        items = [(i, root / "Annotations" / f"{i}.xml", root / "JPEGImages") for i in ids]
+    else:
+        folder = root / split if (root / split).is_dir() else root
+        items = [(x.stem, x, folder) for x in sorted(folder.glob("*.xml"))]
+    if not items:
+        raise UserError(f"split {split!r} of {root} lists no images")
+    parsed, skipped = [], []
+    for image_id, xml, images in items:
+        try:
+            parsed.append(_read_xml(image_id, xml, images))
+        except UserError as e:
+            if not skip_bad_images:
+                raise
+            skipped.append(str(e))
+    names = classes if classes is not None else sorted({name for p in parsed for name, *_ in p[1]})
+    dataset = DetectionSet([], list(names), VOC, skipped_images=skipped)
+    for (image_id, file, width, height, corrected, xml), objects in parsed:
+        dataset.corrected_sizes += corrected
+        boxes, labels, difficult = [], [], []
+        for name, box, hard in objects:
+            problem = None
+            if name not in dataset.classes:
+                problem = f"{xml}: unknown class {name!r} (classes: {', '.join(dataset.classes)})"
+            elif box[2] <= box[0] or box[3] <= box[1]:  # a point or a line, as BCCD's two (504, 337, 504, 337)
+                problem = f"{xml}: box {box} has zero area"
+            elif box[0] < 0 or box[1] < 0 or box[2] > width + 1 or box[3] > height + 1:
+                problem = f"{xml}: box {box} lies outside the {width}x{height} image"
+            if problem:
+                if not skip_bad_images:
+                    raise UserError(f"{problem}; {SKIP_HINT}")
+                dataset.skipped_boxes.append(problem)
+                continue
+            boxes.append(box)
+            labels.append(dataset.classes.index(name))
+            difficult.append(hard)
+        _add(dataset, image_id, file, width, height, boxes, labels, difficult, skip_bad_images, allow_empty)
+    return _nonempty(dataset, root, split)
+
+
+def _add(dataset, image_id, file, width, height, boxes, labels, difficult, skip_bad_images, allow_empty) -> None:
+    if not boxes and not allow_empty:
+        if not skip_bad_images:
+            raise UserError(f"{file} has no objects to train on; {SKIP_HINT}")
+        dataset.skipped_images.append(f"{file}: no objects")
+        return
+    dataset.annotations.append(
+        Annotation(
+            image_id,
+            file,
+            width,
+            height,
+            np.asarray(boxes, np.float32).reshape(-1, 4),
+            np.asarray(labels, np.int64),
+            np.asarray(difficult, bool),
+        )
+    )
+
+
+def _nonempty(dataset: DetectionSet, root: Path, split: str) -> DetectionSet:
+    if not dataset.annotations:
+        first = (dataset.skipped_images or ["no images"])[0]
+        raise UserError(f"no usable images in split {split!r} of {root}; the first problem: {first}")
+    return dataset
+
+
+def image_size(file: Path) -> tuple[int, int]:
+    """(width, height) from the image's header (the format from its content, whatever the extension)."""
+    try:
+        with Image.open(file) as img:
+            return img.size
+    except FileNotFoundError:
+        raise UserError(f"image {file} does not exist; {SKIP_HINT}") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise UserError(f"cannot read image {file} ({e}); {SKIP_HINT}") from None
+
+
+def _image_file(folder: Path, stem: str, named: str | None) -> Path:
+    if named and (folder / named).is_file():
+        return folder / named
+    for ext in IMAGE_EXTENSIONS:
+        for candidate in (folder / f"{stem}{ext}", folder / f"{stem}{ext.upper()}"):
+            if candidate.is_file():
+                return candidate
+    raise UserError(f"no image for {stem} in {folder} (looked for {named or stem + '.jpg'}); {SKIP_HINT}")
+
+
+def _read_xml(image_id: str, xml: Path, images: Path):
+    """((id, image file, width, height, size corrected, xml), [(class, box, difficult)]) of one VOC-style XML."""
+    try:
+        tree = ET.parse(xml).getroot()
+    except FileNotFoundError:
+        raise UserError(f"annotation {xml} does not exist; {SKIP_HINT}") from None
+    except ET.ParseError as e:
+        raise UserError(f"cannot parse annotation {xml} ({e}); {SKIP_HINT}") from None
+    file = _image_file(images, xml.stem, tree.findtext("filename"))
+    width, height = image_size(file)
+    stated = (_number(tree.findtext("size/width")), _number(tree.findtext("size/height")))
+    objects = []
+    for obj in tree.iter("object"):
+        name = (obj.findtext("name") or "").strip()
+        coords = [_number(obj.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")]
+        if not name or None in coords:
+            raise UserError(f"{xml}: an object lacks a name or a complete bndbox; {SKIP_HINT}")
+        objects.append((name, coords, (obj.findtext("difficult") or "0").strip() == "1"))
+    return (image_id, file, width, height, stated != (width, height), xml), objects
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _read_coco(root: Path, split: str, classes, skip_bad_images: bool, allow_empty: bool) -> DetectionSet:
+    found = sorted([*root.glob(f"instances_{split}*.json"), *root.glob(f"annotations/instances_{split}*.json")])
+    if not found:
+        raise UserError(f"{root} has no instances_{split}*.json (COCO layout); name the split's annotation file so")
+    path = found[0]
+    try:
+        coco = json.loads(path.read_text())
+        categories = sorted(coco["categories"], key=lambda c: c["id"])
+        images, objects = coco["images"], coco.get("annotations", [])
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise UserError(f"{path} is not a COCO instances file ({e})") from None
+    names = {c["id"]: c["name"] for c in categories}
+    dataset = DetectionSet([], list(classes) if classes is not None else [c["name"] for c in categories], COCO)
+    folders = [p for p in (root / split, root / "images" / split, root / "images", root) if p.is_dir()]
+    per_image: dict[int, list[dict]] = {}
+    for obj in objects:
+        per_image.setdefault(obj["image_id"], []).append(obj)
+    for info in images:
+        try:
+            file = next((f / info["file_name"] for f in folders if (f / info["file_name"]).is_file()), None)
+            if file is None:
+                raise UserError(f"image {info['file_name']} of {path} is in none of {', '.join(map(str, folders))}")
+            width, height = image_size(file)
+        except UserError as e:
+            if not skip_bad_images:
+                raise
+            dataset.skipped_images.append(str(e))
+            continue
+        dataset.corrected_sizes += (info.get("width"), info.get("height")) != (width, height)
+        boxes, labels, difficult = [], [], []
+        for obj in per_image.get(info["id"], []):
+            x, y, w, h = obj["bbox"]
+            box = [x, y, x + w, y + h]
+            name = names.get(obj["category_id"])
+            problem = None
+            if name not in dataset.classes:
+                problem = f"{path}: image {info['id']} has unknown category {obj['category_id']}"
+            elif w <= 0 or h <= 0:
+                problem = f"{path}: box {obj['bbox']} of image {info['id']} has zero area"
+            elif x < 0 or y < 0 or x + w > width + 1 or y + h > height + 1:
+                problem = f"{path}: box {obj['bbox']} lies outside image {info['id']} ({width}x{height})"
+            if problem:
+                if not skip_bad_images:
+                    raise UserError(f"{problem}; {SKIP_HINT}")
+                dataset.skipped_boxes.append(problem)
+                continue
+            boxes.append(box)
+            labels.append(dataset.classes.index(name))
+            difficult.append(bool(obj.get("iscrowd", 0)))
+        _add(dataset, info["id"], file, width, height, boxes, labels, difficult, skip_bad_images, allow_empty)
+    return _nonempty(dataset, root, split)

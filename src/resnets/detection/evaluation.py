@@ -1,0 +1,162 @@
+"""Detection metrics: VOC2007 11-point AP at IoU 0.5 (Table 7), and COCO AP (Table 8) through pycocotools.
+
+`map_50_voc07` follows py-faster-rcnn's voc_eval: per class, detections ranked by score; one is a true positive
+if its best IoU (areas with the devkit's +1 pixel) with a ground-truth box of its image exceeds 0.5 and that box is
+not yet taken; "difficult" boxes neither count as positives nor penalise the detections that hit them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+
+import numpy as np
+
+from ..errors import UserError
+from .data import DetectionSet
+
+
+def check_detections(detections: list, dataset: DetectionSet, source: str) -> None:
+    """Reject a detections list that does not fit `dataset`: wrong fields, unknown images or class names."""
+    if not isinstance(detections, list):
+        raise UserError(f"{source} must hold a JSON list of {{image, label, box, score}} objects")
+    ids = {str(a.image_id) for a in dataset.annotations}
+    classes = set(dataset.classes)
+    for i, d in enumerate(detections):
+        if not (isinstance(d, dict) and {"image", "label", "box", "score"} <= set(d) and len(d["box"]) == 4):
+            raise UserError(f"{source}: entry {i} is not {{image, label, box: [x1, y1, x2, y2], score}}")
+        if str(d["image"]) not in ids:
+            raise UserError(f"{source}: entry {i} names image {d['image']!r}, which is not in the split")
+        if d["label"] not in classes:
+            raise UserError(
+                f"{source}: entry {i} has label {d['label']!r}; the classes are {', '.join(dataset.classes)}"
+            )
+
+
+def voc07_ap(recall: np.ndarray, precision: np.ndarray) -> float:
+    """The VOC2007 11-point interpolated AP: the mean over t = 0, 0.1, ..., 1 of the best precision at recall >= t."""
+    return float(
+        np.mean([precision[recall >= t].max() if (recall >= t).any() else 0.0 for t in np.arange(0, 1.1, 0.1)])
+    )
+
+
+def voc07_class_ap(detections: list[dict], dataset: DetectionSet, label: int) -> float | None:
+    """VOC07 AP of class `label` (None when the split has no non-difficult box of it)."""
+    gt = {}
+    positives = 0
+    for a in dataset.annotations:
+        mine = a.labels == label
+        gt[str(a.image_id)] = (a.boxes[mine], a.difficult[mine], np.zeros(int(mine.sum()), bool))
+        positives += int((~a.difficult[mine]).sum())
+    if positives == 0:
+        return None
+    name = dataset.classes[label]
+    mine = sorted((d for d in detections if d["label"] == name), key=lambda d: -float(d["score"]))
+    tp, fp = np.zeros(len(mine)), np.zeros(len(mine))
+    for i, d in enumerate(mine):
+        boxes, difficult, taken = gt[str(d["image"])]
+        best, j = -math.inf, -1
+        if len(boxes):
+            b = np.asarray(d["box"], np.float64)
+            iw = np.maximum(np.minimum(boxes[:, 2], b[2]) - np.maximum(boxes[:, 0], b[0]) + 1, 0)
+            ih = np.maximum(np.minimum(boxes[:, 3], b[3]) - np.maximum(boxes[:, 1], b[1]) + 1, 0)
+            inter = iw * ih
+            union = (
+                (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
+                + (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
+                - inter
+            )
+            iou = inter / union
+            j = int(iou.argmax())
+            best = iou[j]
+        if best > 0.5:
+            if difficult[j]:
+                continue
+            if not taken[j]:
+                tp[i], taken[j] = 1, True
+            else:
+                fp[i] = 1
+        else:
+            fp[i] = 1
+    tp, fp = np.cumsum(tp), np.cumsum(fp)
+    recall = tp / positives
+    precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+    return voc07_ap(recall, precision)
+
+
+def map_50_voc07(detections: list[dict], dataset: DetectionSet) -> tuple[float, dict[str, float | None]]:
+    """Mean VOC07 AP over the classes that have ground truth, and each class's AP."""
+    per_class = {name: voc07_class_ap(detections, dataset, k) for k, name in enumerate(dataset.classes)}
+    scored = [ap for ap in per_class.values() if ap is not None]
+    return (float(np.mean(scored)) if scored else math.nan), per_class
+
+
+def coco_map(detections: list[dict], dataset: DetectionSet) -> tuple[float, float]:
+    """COCO AP at IoU 0.5 and averaged over [0.5:0.95], by pycocotools on continuous boxes (difficult: crowd)."""
+    try:
+        from pycocotools.coco import COCO as CocoApi
+        from pycocotools.cocoeval import COCOeval
+    except ImportError:
+        raise UserError("map_50 and map need pycocotools: pip install 'resnets[detection]'") from None
+    ids = {str(a.image_id): i for i, a in enumerate(dataset.annotations)}
+    images, objects = [], []
+    for i, a in enumerate(dataset.annotations):
+        images.append({"id": i, "width": a.width, "height": a.height})
+        for box, label, hard in zip(dataset.continuous(a.boxes), a.labels, a.difficult):
+            w, h = float(box[2] - box[0]), float(box[3] - box[1])
+            objects.append(
+                {
+                    "id": len(objects) + 1,
+                    "image_id": i,
+                    "category_id": int(label),
+                    "bbox": [float(box[0]), float(box[1]), w, h],
+                    "area": w * h,
+                    "iscrowd": int(hard),
+                }
+            )
+    if not objects:
+        return math.nan, math.nan
+    truth = CocoApi()
+    categories = [{"id": k, "name": n} for k, n in enumerate(dataset.classes)]
+    truth.dataset = {"images": images, "annotations": objects, "categories": categories}
+    index = {n: k for k, n in enumerate(dataset.classes)}
+    results = []
+    for d in detections:
+        box = dataset.continuous(np.asarray(d["box"], np.float32))[0]
+        results.append(
+            {
+                "image_id": ids[str(d["image"])],
+                "category_id": index[d["label"]],
+                "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])],
+                "score": float(d["score"]),
+            }
+        )
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress and table
+        truth.createIndex()
+        if not results:
+            return 0.0, 0.0
+        found = truth.loadRes(results)
+        scoring = COCOeval(truth, found, "bbox")
+        scoring.evaluate()
+        scoring.accumulate()
+        scoring.summarize()
+    return float(scoring.stats[1]), float(scoring.stats[0])
+
+
+def evaluate_detections(detections: list[dict], dataset: DetectionSet) -> dict:
+    """map_50_voc07, map_50, map, per-class VOC07 AP and the image count, in percent."""
+    voc, per_class = map_50_voc07(detections, dataset)
+    at_50, averaged = coco_map(detections, dataset)
+
+    def pct(v: float | None) -> float | None:
+        return None if v is None or math.isnan(v) else round(100 * v, 2)
+
+    return {
+        "map_50_voc07": pct(voc),
+        "map_50": pct(at_50),
+        "map": pct(averaged),
+        "per_class": {k: pct(v) for k, v in per_class.items()},
+        "images": len(dataset.annotations),
+        "detections": len(detections),
+    }
