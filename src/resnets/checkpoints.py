@@ -15,6 +15,7 @@ from .errors import UserError
 
 FORMAT = "resnets-checkpoint-v1"
 LAST, BEST = "last.pt", "best.pt"
+FINAL = "final.safetensors"  # a finished run's exported weights; once written, its checkpoints may go
 
 
 def checksum(value: Any) -> str:

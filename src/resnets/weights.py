@@ -12,7 +12,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
 from .atomic import atomic_write
-from .checkpoints import BEST, LAST, load_checkpoint, load_safely
+from .checkpoints import BEST, FINAL, LAST, load_checkpoint, load_safely
 from .data.imagenet_classes import IMAGENET_WNIDS
 from .errors import UserError
 from .models import ResNet, ResNetConfig, create_model
@@ -48,14 +48,14 @@ def model_classes(named: list[str], num_classes: int) -> list[str]:
 
 
 def checkpoint_file(path: str | Path) -> Path:
-    """A run folder resolves to its best.pt (else last.pt: the final weights, and the only ones of a run that validated
-    on the test split); a file is itself."""
+    """A run folder resolves to its best.pt, else its last.pt, else its final.safetensors (the final weights: the
+    only ones of a run that validated on the test split); a file is itself."""
     path = Path(path)
     if path.is_dir():
-        for name in (BEST, LAST):
+        for name in (BEST, LAST, FINAL):
             if (path / name).is_file():
                 return path / name
-        raise UserError(f"{path} holds no {BEST} or {LAST}; is it a training run folder?")
+        raise UserError(f"{path} holds no {BEST}, {LAST} or {FINAL}; is it a training run folder?")
     if not path.exists():
         raise UserError(f"checkpoint {path} does not exist")
     return path

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.output import write_text
-from ..checkpoints import latest_checkpoint
+from ..checkpoints import FINAL, LAST, latest_checkpoint
 from ..errors import UserError
 from ..training.config import TrainConfig, resolve_config
 from ..training.loop import train
+from ..weights import export_safetensors, load_trained
 
 # Run mechanics, which may differ between the sessions or machines one experiment spans (a GPU here, a CPU
 # there, the data in another folder). Every other field of a member's config.json must match the experiment.
@@ -28,6 +29,7 @@ MECHANICS = frozenset(
         "log_every",
         "tensorboard",
         "skip_bad_images",
+        "checkpoint_minutes",
     }
 )
 EXPERIMENT_FILE = "experiment.json"
@@ -55,7 +57,7 @@ class Experiment:
 def check_agrees(config: TrainConfig) -> None:
     """Refuse to continue a member that was trained with other settings (one without a checkpoint starts over)."""
     path = Path(config.out) / "config.json"
-    if not path.is_file() or not any(path.parent.glob("*.pt")):
+    if not path.is_file() or not (any(path.parent.glob("*.pt")) or (path.parent / FINAL).is_file()):
         return
     try:
         saved = TrainConfig.from_dict(json.loads(path.read_text()), source=str(path)).to_dict()
@@ -70,14 +72,18 @@ def check_agrees(config: TrainConfig) -> None:
 
 
 def train_member(config: TrainConfig, position: str) -> None:
-    """Train one member: skip it if finished, resume it from its newest valid checkpoint if interrupted."""
+    """Train one member: skip it if finished, resume it from its newest valid checkpoint if interrupted; a finished
+    member's final weights are exported to RUN/final.safetensors (after which its checkpoints may be deleted)."""
     run = Path(config.out)
-    found = latest_checkpoint(run) if run.is_dir() else None
-    if found and found[1]["iteration"] >= config.iters:
-        print(f"{position} {config.model}: finished ({config.iters} iterations) in {run}, skipped")
+    if (run / FINAL).is_file():
+        print(f"{position} {config.model}: finished ({run / FINAL}), skipped")
         return
-    print(f"{position} {config.model}: training into {run}")
-    train(config, resume=found is not None)
+    found = latest_checkpoint(run) if run.is_dir() else None
+    if not (found and found[1]["iteration"] >= config.iters):
+        print(f"{position} {config.model}: training into {run}")
+        train(config, resume=found is not None)
+    export_safetensors(load_trained(run / LAST), run / FINAL)
+    print(f"{position} {config.model}: finished; final weights in {run / FINAL}")
 
 
 def run_members(experiment: Experiment) -> list[Path]:
