@@ -15,14 +15,17 @@ COLUMNS = ("iteration", "lr", "train_loss", "train_error", "val_error", "images_
 class MetricsLog:
     """Appends rows to RUN/metrics.csv; on resume, rows past the resumed iteration are dropped first."""
 
-    def __init__(self, run: Path, resume_from: int | None = None, tensorboard: bool = False):
+    def __init__(
+        self, run: Path, resume_from: int | None = None, tensorboard: bool = False, columns: tuple[str, ...] = COLUMNS
+    ):
         self.path = run / "metrics.csv"
+        self.columns = columns  # classification's by default; detection logs its four losses
         kept = []
         if resume_from is not None and self.path.exists():
             with self.path.open(newline="") as f:
                 kept = [row for row in csv.DictReader(f) if int(row["iteration"]) <= resume_from]
         text = io.StringIO()
-        writer = csv.DictWriter(text, COLUMNS)
+        writer = csv.DictWriter(text, self.columns)
         writer.writeheader()
         writer.writerows(kept)
         with atomic_write(self.path) as f:  # an interrupted rewrite keeps the old file
@@ -38,7 +41,7 @@ class MetricsLog:
     def write(self, row: dict[str, float | int | None]) -> None:
         """Append one evaluation's row (missing values stay empty)."""
         with self.path.open("a", newline="") as f:
-            csv.DictWriter(f, COLUMNS).writerow({k: ("" if row.get(k) is None else row[k]) for k in COLUMNS})
+            csv.DictWriter(f, self.columns).writerow({k: ("" if row.get(k) is None else row[k]) for k in self.columns})
         if self.tensorboard is not None:
             for key, value in row.items():
                 if key != "iteration" and value is not None:
