@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
+from pathlib import Path
 
 import torch
 
@@ -42,3 +44,23 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 def default_workers() -> int:
     """Decoding processes when not given: one per CPU core, at most 8 (more rarely helps one GPU)."""
     return min(8, os.cpu_count() or 1)
+
+
+CPU_FEATURES = ("amx_bf16", "avx512_bf16", "avx512f", "avx2")  # the ones that decide bf16's and fp32's speed
+
+
+def describe_device(device: torch.device) -> str:
+    """The device in words: a GPU's name, or the CPU's model with its widest vector instructions and threads."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model, flags = platform.processor() or platform.machine(), set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    features = [f for f in CPU_FEATURES if f in flags]
+    return f"{model} ({', '.join(features) or 'no AVX2'}), {torch.get_num_threads()} threads"

@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import json
-import platform
 import time
 from pathlib import Path
 
 import torch
 
+from ..runtime import describe_device
+
 SESSIONS_FILE = "sessions.jsonl"
-CPU_FEATURES = ("amx_bf16", "avx512_bf16", "avx512f", "avx2")  # the ones that decide bf16's and fp32's speed
-
-
-def machine(device: torch.device) -> str:
-    """The device in words: a GPU's name, or the CPU's model with its widest vector instructions and threads."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model, flags = platform.processor() or platform.machine(), set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    features = [f for f in CPU_FEATURES if f in flags]
-    return f"{model} ({', '.join(features) or 'no AVX2'}), {torch.get_num_threads()} threads"
 
 
 def record_session(run: Path, iteration: int, device: torch.device, precision: str) -> None:
@@ -35,7 +18,7 @@ def record_session(run: Path, iteration: int, device: torch.device, precision: s
     entry = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "iteration": iteration,
-        "device": machine(device),
+        "device": describe_device(device),
         "precision": precision,
         "torch": torch.__version__,
     }
