@@ -1,8 +1,13 @@
-"""Training images/s of resnets against a textbook per-sample pipeline, measured in the same run.
+"""Training images/s of resnets against a textbook per-sample pipeline, and against the convolution limit.
 
 Baseline: the same network fed per sample (PIL decode, pad/crop/flip per image, a DataLoader with
 workers, fp32 eager). Project: `resnets.training.Trainer` (uint8 dataset in memory, batched
 augmentation, bf16 autocast and channels_last where the hardware has them).
+
+The limit, measured in the same run on the same machine: the matmul peak (GFLOP/s), and the network's own
+convolutions alone (forward, and backward to input and weights, at their shapes, batch, precision and memory
+format). Their sum bounds the step; the rest of the step (BN, ReLU, additions, optimizer, augmentation, format
+conversions) is reported as the non-convolution share.
 
     python benchmarks/train_throughput.py --data DIR [--model resnet20] [--steps 20] [--rounds 5] [--workers 2]
 
@@ -27,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from resnets import create_model
 from resnets.data.folder import scan_split
+from resnets.runtime import autocast, describe_device
 from resnets.training.config import resolve_config
 from resnets.training.loop import Trainer
 
@@ -94,11 +100,19 @@ def baseline(args) -> list[float]:
     return timed_steps(step, batches(), args)
 
 
-def project(args, precision: str) -> list[float]:
-    """Images/s of the project's own training step (batch assembly included)."""
+def project(args, precision: str) -> tuple[list[float], list[float]]:
+    """Images/s of the project's own training step (batch assembly included), and the images/s its convolutions
+    alone would allow, each over `args.rounds` rounds."""
     with tempfile.TemporaryDirectory() as out:
         config = resolve_config(
-            {"model": args.model, "data": args.data, "out": out, "precision": precision, "batch_size": args.batch_size}
+            {
+                "model": args.model,
+                "data": args.data,
+                "out": out,
+                "precision": precision,
+                "batch_size": args.batch_size,
+                "val_split": 0,
+            }
         )
         trainer = Trainer(config)
         lr = config.lr
@@ -109,27 +123,75 @@ def project(args, precision: str) -> list[float]:
                 yield trainer.batch(i)
                 i += 1
 
-        return timed_steps(lambda x, y: trainer.step(x, y, lr), batches(), args)
+        rates = timed_steps(lambda x, y: trainer.step(x, y, lr), batches(), args)
+        return rates, conv_bound(trainer, args)
+
+
+def conv_bound(trainer: Trainer, args) -> list[float]:
+    """Images/s if a step did nothing but the network's convolutions: each conv's forward and backward (to its input
+    and weights) timed alone, on inputs of its own shape, memory format and the trainer's precision."""
+    inputs: list[tuple[torch.nn.Conv2d, torch.Tensor]] = []
+    hooks = [
+        m.register_forward_pre_hook(lambda m, x: inputs.append((m, x[0].detach())))
+        for m in trainer.model.modules()
+        if isinstance(m, torch.nn.Conv2d)
+    ]
+    x, _ = trainer.batch(0)
+    with torch.no_grad(), autocast(trainer.device, trainer.precision):
+        trainer.model(x)
+    for hook in hooks:
+        hook.remove()
+
+    def convs() -> None:
+        for conv, x in inputs:
+            x = x.clone().requires_grad_()
+            with autocast(trainer.device, trainer.precision):
+                y = conv(x)
+            y.backward(torch.ones_like(y))
+
+    for _ in range(args.warmup):
+        convs()
+    rates = []
+    for _ in range(args.rounds):
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            convs()
+        rates.append(args.steps * args.batch_size / (time.perf_counter() - start))
+    trainer.model.zero_grad(set_to_none=True)
+    return rates
+
+
+def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
+    """GFLOP/s of a square matmul: the most this machine computes per second in `dtype`."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    torch.mm(a, b)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def main() -> None:
-    """Print baseline and project images/s and their ratio."""
+    """Print baseline and project images/s, their ratio, and the step's distance from the convolution limit."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="image folder ROOT with ROOT/train/<class>/*.jpg")
-    p.add_argument("--model", default="resnet20")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--steps", type=int, default=20, help="timed steps per round")
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--model", default="resnet20", help="network to train (default: resnet20)")
+    p.add_argument("--batch-size", type=int, default=128, help="images per step (default: 128, the paper's)")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per round (default: 20)")
+    p.add_argument("--rounds", type=int, default=5, help="rounds; each figure is their median (default: 5)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps first (default: 5)")
+    p.add_argument("--workers", type=int, default=2, help="the baseline's DataLoader workers (default: 2)")
     p.add_argument("--skip-baseline", action="store_true", help="only the project's figures")
     args = p.parse_args()
     print(
-        f"{args.model}, batch {args.batch_size}, {torch.get_num_threads()} threads, "
+        f"{args.model}, batch {args.batch_size}, on {describe_device(torch.device('cpu'))}, "
         f"median of {args.rounds} rounds of {args.steps} steps"
     )
+    print(f"matmul peak: fp32 {matmul_peak(torch.float32):.0f} GFLOP/s, bf16 {matmul_peak(torch.bfloat16):.0f} GFLOP/s")
     # The project first: the baseline's DataLoader workers linger and would slow what runs after them.
-    results = {"resnets fp32": project(args, "fp32"), "resnets auto precision": project(args, "auto")}
+    results, bounds = {}, {}
+    for name, precision in (("resnets fp32", "fp32"), ("resnets auto precision", "auto")):
+        results[name], bounds[name] = project(args, precision)
     if not args.skip_baseline:
         results["baseline (per-sample, fp32)"] = baseline(args)
     medians = {name: statistics.median(rates) for name, rates in results.items()}
@@ -138,7 +200,11 @@ def main() -> None:
         rate = medians[name]
         ratio = f"{rate / reference:5.2f}x" if reference else ""
         spread = f"({min(rates):.0f}-{max(rates):.0f})"
-        print(f"{name:28s} {rate:6.0f} images/s {spread:11s} {1000 * args.batch_size / rate:7.1f} ms/iter  {ratio}")
+        line = f"{name:28s} {rate:6.0f} images/s {spread:11s} {1000 * args.batch_size / rate:7.1f} ms/iter  {ratio}"
+        if name in bounds:
+            bound = statistics.median(bounds[name])
+            line += f"  convolutions alone {bound:6.0f} images/s, non-convolution share {1 - rate / bound:4.0%}"
+        print(line)
 
 
 if __name__ == "__main__":
