@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..errors import UserError
-from . import evaluate, experiments, models, predict, serve, train  # noqa: F401  (each registers its commands)
+from . import detect, evaluate, experiments, models, predict, serve, train  # noqa: F401  (each registers its commands)
 from .registry import COMMANDS
 
 

@@ -1,0 +1,98 @@
+"""`resnets detect train|evaluate|predict` end to end with a tiny ResNet-18 detector on synthetic images."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from resnets.cli import main
+from resnets.detection.training import DetectionTrainConfig, recipe_values
+
+# A few RoIs, small anchors and 48-64 px images: an iteration takes about a second on one core.
+SMALL = [
+    "--backbone", "resnet18", "--min-size", "48", "--max-size", "64", "--precision", "fp32", "--lr", "0.01",
+    "--set", "anchor_sizes=[16,32]", "--set", "rpn_pre_nms_train=200", "--set", "rpn_post_nms_train=32",
+    "--set", "rpn_pre_nms_test=100", "--set", "rpn_post_nms_test=8", "--set", "roi_batch_size=8",
+    "--set", "rpn_batch_size=16", "--set", "rpn_min_size=0", "--log-every", "1", "--checkpoint-every", "2",
+]  # fmt: skip
+
+
+def train(voc, run, iters, *extra):
+    return main(["detect", "train", "--data", str(voc), "--out", str(run), "--iters", str(iters), *SMALL, *extra])
+
+
+def test_resume_equals_an_uninterrupted_run(voc, tmp_path, capsys):
+    assert train(voc, tmp_path / "whole", 4) == 0
+    assert train(voc, tmp_path / "parts", 2) == 0
+    assert train(voc, tmp_path / "parts", 4, "--resume") == 0
+    whole = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)
+    parts = torch.load(tmp_path / "parts" / "last.pt", weights_only=True)
+    assert whole["iteration"] == parts["iteration"] == 4
+    for key, value in whole["model"].items():
+        torch.testing.assert_close(parts["model"][key], value, rtol=0, atol=0, msg=key)
+    with open(tmp_path / "parts" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3, 4] and all(float(r["loss"]) > 0 for r in rows)
+    assert train(voc, tmp_path / "whole", 6) == 2  # not overwritten without --resume
+    assert "already exists; pass --resume" in capsys.readouterr().err
+
+
+def test_evaluate_and_predict(voc, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train(voc, run, 1, "--set", "test_score_threshold=0") == 0  # one step: scores still near chance
+    capsys.readouterr()
+    saved = tmp_path / "d.json"
+    args = ["detect", "evaluate", "--checkpoint", str(run), "--data", str(voc), "--split", "val", "--json"]
+    assert main([*args, "--save-detections", str(saved)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) >= {"map_50_voc07", "map_50", "map", "per_class", "images"} and result["images"] == 4
+    detections = json.loads(saved.read_text())
+    assert detections and set(detections[0]) == {"image", "label", "box", "score"}
+    # Scoring the saved file gives the same numbers as scoring the checkpoint.
+    assert main(["detect", "evaluate", "--detections", str(saved), "--data", str(voc), "--split", "val", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == result
+
+    image = voc / "JPEGImages" / "a.jpg"
+    draw = tmp_path / "drawn"
+    assert (
+        main(
+            [
+                "detect",
+                "predict",
+                "--checkpoint",
+                str(run),
+                str(image),
+                "--threshold",
+                "0",
+                "--json",
+                "--draw",
+                str(draw),
+            ]
+        )
+        == 0
+    )
+    found = json.loads(capsys.readouterr().out)
+    assert found and all(d["image"] == str(image) and d["label"] in ("cat", "dog") for d in found)
+    assert (draw / "a.png").is_file()
+
+
+def test_user_errors_are_one_line(voc, tmp_path, capsys):
+    (voc / "Annotations" / "c.xml").write_text((voc / "Annotations" / "c.xml").read_text().replace("dog", "cow", 1))
+    assert main(["detect", "evaluate", "--detections", str(tmp_path / "none.json"), "--data", str(voc)]) == 2
+    assert "cannot read detections file" in capsys.readouterr().err
+    assert train(voc, tmp_path / "r", 1, "--set", "no_such_setting=1") == 2
+    assert "model settings" in capsys.readouterr().err
+    assert main(["detect", "evaluate", "--checkpoint", str(tmp_path), "--data", str(voc)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds no last.pt" in err
+
+
+def test_paper_recipe_is_data():
+    config = DetectionTrainConfig.from_values(recipe_values("detection-voc-paper"), "recipe")
+    assert (config.backbone, config.min_size, config.max_size, config.pooler) == ("resnet101", 600, 1000, "roi_pool")
+    assert config.detector(20).rpn_post_nms_test == 300
+    with pytest.raises(Exception, match="unknown key"):
+        DetectionTrainConfig.from_values({"bogus": 1}, "recipe")
