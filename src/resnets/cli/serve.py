@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import signal
+import sys
 
 from ..errors import UserError
 from .predict import add_model_source, predictor_from
@@ -39,6 +42,28 @@ def _add_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="server processes, each with its own copy of the model")
 
 
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, but a SIGTERM or Ctrl-C ends the process with 0 after the graceful shutdown.
+
+        uvicorn re-raises the signal once it has shut down, so the process would die of it (exit -15); a service
+        stopped on purpose has not failed.
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server
+
+
 @command("serve", _add_serve)
 def run_serve(args: argparse.Namespace) -> None:
     """Serve a model over HTTP with a web page (GET /, POST /predict, GET /health, GET /info)."""
@@ -63,7 +88,9 @@ def run_serve(args: argparse.Namespace) -> None:
     predictor = predictor_from(args)  # loaded here first, so a bad checkpoint is one line before anything binds
     print(f"serving {predictor.info()['model']} on http://{args.host}:{args.port}/", flush=True)
     if args.workers == 1:
-        uvicorn.run(create_app(predictor, settings), host=args.host, port=args.port, log_level="warning")
+        config = uvicorn.Config(create_app(predictor, settings), host=args.host, port=args.port, log_level="warning")
+        _server_class()(config).run()
+        print("resnets serve: stopped", file=sys.stderr)
         return
     spec = {
         "predictor": {
