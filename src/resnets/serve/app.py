@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -125,7 +126,7 @@ def _decode(name: str, data: bytes) -> torch.Tensor:
     try:
         return torch.from_numpy(read_rgb(io.BytesIO(data)))
     except ImageError as e:
-        reason = str(e).replace("\n", " ")
+        reason = re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(e)).replace("\n", " ")  # Pillow's repr
         raise HTTPException(400, f"{name}: {reason}") from None
 
 
