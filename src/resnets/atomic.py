@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+from .errors import UserError
 
 
 @contextmanager
@@ -28,6 +30,22 @@ def atomic_write(path: Path) -> Iterator[BinaryIO]:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def check_output(path: Path, *, force: bool = False, ours: Callable[[Path], bool] | None = None) -> None:
+    """Refuse `path` as an output where it is a folder, cannot be written, or is an existing file that `ours` does
+    not recognise as this command's own (unless `force`): nothing a user wrote is replaced unasked."""
+    if path.is_dir():
+        raise UserError(f"--out {path} is a folder; pass a file name inside it, e.g. {path / ('out' + path.suffix)}")
+    if path.exists() and not force and not (ours and ours(path)):
+        raise UserError(f"--out {path} already exists; choose another name, or pass --force to replace it")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {path}: cannot create {folder} ({e.strerror or e}); choose a writable place") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"--out {path}: {folder} is not writable; choose a writable place")
 
 
 def _umask() -> int:

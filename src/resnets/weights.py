@@ -194,7 +194,7 @@ def _exported(file: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, 
         raise UserError(f"{file} has no resnets metadata; build the model with --model and load it with --weights")
     config = ResNetConfig(**json.loads(metadata["model_config"]))
     model = ResNet(config)
-    model.load_state_dict(tensors)
+    load_weights(model, tensors, source=str(file))  # missing keys or wrong shapes: one line, not a traceback
     mean = torch.tensor(json.loads(metadata["pixel_mean"])).reshape(json.loads(metadata["pixel_mean_shape"]))
     std = torch.tensor(json.loads(metadata["pixel_std"])).view(3, 1, 1) if "pixel_std" in metadata else None
     classes = model_classes(json.loads(metadata["classes"]), config.num_classes)

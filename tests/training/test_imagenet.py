@@ -64,7 +64,7 @@ def test_plateau_schedule_divides_the_lr_when_validation_stalls(imagenette_small
 
 def test_plateau_needs_a_validation_set(imagenette_small, tmp_path):
     shutil.copytree(imagenette_small / "train", tmp_path / "no-val" / "train")
-    with pytest.raises(UserError, match="lr_schedule 'plateau'.*no validation set"):
+    with pytest.raises(UserError, match="--lr-schedule plateau.*no validation set"):
         Trainer(tiny_imagenet_config(tmp_path / "no-val", tmp_path / "run", lr_schedule="plateau"))
 
 

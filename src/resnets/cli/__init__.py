@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         args.run(args)
     except UserError as e:
         print(f"resnets {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return getattr(e, "exit_code", 2)  # 2, or 128 + N for a run that a signal N stopped after saving
     except BrokenPipeError:  # output piped into `head`; not an error
         sys.stderr.close()
         return 0

@@ -93,6 +93,7 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="run folder or .pt checkpoint")
     p.add_argument("--format", default="safetensors", choices=("safetensors", "onnx"), help="what to write")
     p.add_argument("--out", required=True, help="output file")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--opset", type=int, help="onnx: the ONNX opset (default: the exporter's)")
     p.add_argument(
         "--dynamic-batch",
@@ -107,8 +108,10 @@ def run_export(args: argparse.Namespace) -> None:
     """Export weights to safetensors, or an ONNX graph checked in ONNX Runtime."""
     from pathlib import Path
 
+    from ..atomic import check_output
     from ..weights import export_safetensors, load_trained
 
+    check_output(Path(args.out), force=args.force)  # before loading: a mistaken --out costs nothing
     trained = load_trained(args.checkpoint)
     if args.format == "onnx":
         from ..inference.onnx_export import export_onnx

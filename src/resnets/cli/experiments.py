@@ -96,6 +96,7 @@ def _add_report(p: argparse.ArgumentParser) -> None:
     p.description = "One markdown report of runs and experiments: Fig. 4-style curves, tables, links to the figures."
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders, experiment folders or `analyze` folders")
     p.add_argument("--out", required=True, help="the report (markdown); its curves go beside it as OUT-curves.png")
+    p.add_argument("--force", action="store_true", help="replace --out even if it is not an earlier report")
 
 
 @command("report", _add_report)
@@ -103,7 +104,9 @@ def run_report(args: argparse.Namespace) -> None:
     """Write a markdown report of runs and experiments, with training curves."""
     from pathlib import Path
 
-    from ..experiments.report import write_report
+    from ..atomic import check_output
+    from ..experiments.report import is_report, write_report
 
+    check_output(Path(args.out), force=args.force, ours=is_report)
     for path in write_report([Path(r) for r in args.runs], Path(args.out)):
         print(f"wrote {path}")

@@ -35,6 +35,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
         else:
             p.add_argument(flag, type=kind, default=None)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest valid checkpoint")
+    p.add_argument("--force", action="store_true", help="replace a config.json in --out that no resnets run wrote")
 
 
 @command("train", _add_train)
@@ -43,25 +44,37 @@ def run_train(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from ..data import download_cifar10
-    from ..training.config import TrainConfig, resolve_config
+    from ..training.config import resolve_config
     from ..training.distributed import process_group
     from ..training.loop import train
 
-    given = {k: v for k, v in vars(args).items() if v is not None and k not in ("command", "run", "resume")}
+    given = {k: v for k, v in vars(args).items() if v is not None and k not in ("command", "run", "resume", "force")}
     if not given.get("out"):
         raise UserError("train needs --out RUN, the folder for checkpoints and metrics")
-    saved = Path(given["out"]) / "config.json"
-    if args.resume and saved.is_file():
-        config = TrainConfig.from_dict({**json.loads(saved.read_text()), **given}, source=str(saved))
-    else:
-        config = resolve_config(given)
+    if given.get("data") == "":
+        raise UserError("--data is empty; pass --data DIR, or leave --data out to download CIFAR-10")
+    config = resolve_config(given, saved_config(Path(given["out"])) if args.resume else None)
     with process_group(config.device) as group:  # under torchrun; a no-op for a single process
         if not config.data and config.augmentation == "imagenet":
             raise UserError(f"recipe {config.recipe} needs --data DIR holding DIR/train/<class>/<image> (as ImageNet)")
         if not config.data:
             with group.main_first():  # one download per node; the other processes find it there
                 config.data = str(download_cifar10(default_data_root(), progress=group.is_main))
-        train(config, resume=args.resume)
+        train(config, resume=args.resume, force=args.force, group=group)
+
+
+def saved_config(run) -> dict:
+    """The config.json of the run that --resume continues; a missing or unreadable one is an error."""
+    path = run / "config.json"
+    if not path.is_file():
+        raise UserError(f"--resume: {run} holds no run (no {path.name}); start it without --resume")
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"--resume: {path} is not readable JSON ({e}); restore it or start a new run") from None
+    if not isinstance(saved, dict):
+        raise UserError(f"--resume: {path} is not a resnets run config; restore it or start a new run")
+    return saved
 
 
 def default_data_root():

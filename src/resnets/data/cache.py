@@ -64,8 +64,9 @@ def cache_paths(split_dir: Path, cache_dir: Path) -> CachePaths:
 def fingerprint(scan: FolderScan) -> str:
     """A hash of the class list and of every file's (relative path, size, mtime_ns): it changes when the split does."""
     h = hashlib.sha256(json.dumps([CACHE_VERSION, scan.classes]).encode())
+    ignored = set(scan.ignored)
     for path in scan.files + scan.ignored:
-        st = path.stat()
+        st = path.lstat() if path in ignored else path.stat()  # an ignored entry may be a dangling link
         record = f"{path.relative_to(scan.split_dir)}\0{st.st_size}\0{st.st_mtime_ns}\n"
         h.update(record.encode(errors="surrogateescape"))  # surrogateescape: file names need not be valid UTF-8
     return h.hexdigest()

@@ -146,7 +146,7 @@ def _visible(folder: Path) -> list[os.DirEntry[str]]:
 
 
 def _class_files(class_dir: Path) -> tuple[list[Path], list[Path]]:
-    """The image files and the other files under `class_dir` (recursively, hidden ones left out), each sorted."""
+    """The image files and the other entries under `class_dir` (recursively, hidden ones left out), each sorted."""
     images: list[Path] = []
     others: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(class_dir):
@@ -154,5 +154,7 @@ def _class_files(class_dir: Path) -> tuple[list[Path], list[Path]]:
         for name in filenames:
             if not name.startswith("."):
                 path = Path(dirpath, name)
-                (images if path.suffix.lower() in IMAGE_EXTENSIONS else others).append(path)
+                # A FIFO, socket or dangling link is no image: reading one would hang or fail, so it is ignored.
+                image = path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+                (images if image else others).append(path)
     return sorted(images), sorted(others)

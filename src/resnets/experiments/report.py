@@ -15,6 +15,8 @@ from ..analysis.tables import markdown_table, millions, paper_name, percent
 from ..errors import UserError
 from .runner import EXPERIMENT_FILE
 
+REPORT_TITLE = "# Report"  # a report's first line, by which --out recognises an earlier one
+
 LINK = re.compile(r"(\]\()([^)\s]+)(\))")
 
 
@@ -79,13 +81,19 @@ def embed(results: Path, base: Path) -> str:
     return LINK.sub(rebase, text).strip()
 
 
+def is_report(path: Path) -> bool:
+    """Whether `path` is a report that write_report wrote (which a new report may replace)."""
+    with path.open("rb") as f:
+        return f.read(len(REPORT_TITLE) + 1) == (REPORT_TITLE + "\n").encode()
+
+
 def write_report(paths: list[Path], out: Path) -> list[Path]:
     """Write OUT (markdown) and OUT's curves beside it (OUT-curves.png); returns the files written."""
     runs, results = collect(paths)
     if not runs and not results:
         raise UserError(f"{', '.join(map(str, paths))}: no training run has metrics yet; nothing to report")
     base = out.parent
-    parts, written = ["# Report"], []
+    parts, written = [REPORT_TITLE], []
     if runs:
         curves = out.with_name(f"{out.stem}-curves.png")
         labels = {validation_label(run.config) for run in runs}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import sys
 import types
 import typing
@@ -14,6 +15,7 @@ from typing import Any
 
 from ..atomic import atomic_write
 from ..errors import UserError
+from ..models import list_models, model_config
 from ..releases import RELEASES
 from ..runtime import default_workers
 
@@ -30,6 +32,21 @@ LR_SCHEDULES = ("step", "plateau")
 # Fewest iterations between two validations that the user did not ask for (a recipe's interval scaled down with a
 # shortened schedule, or the default): a 30-iteration smoke run must not validate after every step.
 MIN_EVAL_INTERVAL = 50
+# What a resumed run cannot change: the network, what it learns from, and the order it sees the data in. A
+# checkpoint of one cannot continue as another (plain20's weights are no resnet20's; another batch size or split
+# would visit other images at the same iteration).
+RUN_IDENTITY = (
+    "model",
+    "depth",
+    "shortcut",
+    "stride_on",
+    "zero_init_residual",
+    "augmentation",
+    "val_split",
+    "split_seed",
+    "seed",
+    "batch_size",
+)
 
 
 @dataclass
@@ -37,6 +54,7 @@ class TrainConfig:
     """One training run. Defaults are the CIFAR-10 recipe of Sec. 4.2; every field is a `--flag`."""
 
     model: str = "resnet20"
+    depth: int | None = None  # cifar_resnet / cifar_plain: any 6n+2 layers
     shortcut: str | None = None  # Sec. 3.3 option; None keeps the model's default
     stride_on: str | None = None
     zero_init_residual: bool = False
@@ -87,6 +105,7 @@ class TrainConfig:
     log_every: int = 20
     eval_batch_size: int = 500
     tensorboard: bool = False
+    checkpoint_minutes: float = 10.0  # also write last.pt this often between validations (pre-emptible machines)
 
     def __post_init__(self) -> None:
         hints = _hints()
@@ -97,7 +116,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Reject out-of-range values with a message naming the field and the allowed range."""
         _positive(self, "batch_size", "iters", "log_every", "eval_batch_size", "plateau_patience", "crop_size")
-        _positive(self, "test_resize")
+        _positive(self, "test_resize", "checkpoint_minutes")
         _positive(self, "lr", allow_zero=False)
         _positive(
             self,
@@ -132,6 +151,7 @@ class TrainConfig:
             raise UserError(f"warmup_lr={self.warmup_lr} must be positive (or left out for no warm-up)")
         if not 0 < self.warmup_until_error <= 1:
             raise UserError(f"warmup_until_error={self.warmup_until_error} must be a fraction in (0, 1]")
+        self._check_model()
         release = RELEASES.get(self.weights or "")
         for name, value in release.options.items() if release else ():
             if getattr(self, name) not in (None, value):
@@ -148,6 +168,21 @@ class TrainConfig:
         ):
             if getattr(self, name) not in choices:
                 raise UserError(f"{name}={getattr(self, name)!r} is not one of {', '.join(c for c in choices if c)}")
+
+    def _check_model(self) -> None:
+        """The model name and its options build a network: caught here, before any data is decoded."""
+        if self.model not in list_models():
+            raise UserError(f"--model {self.model} is not a model; choose one of {', '.join(list_models())}")
+        try:
+            model_config(self.model, **self.model_options())
+        except TypeError:  # a depth missing (cifar_resnet) or given twice (resnet20 has its own)
+            if self.depth is None:
+                raise UserError(f"--model {self.model} needs --depth N (6n+2: 20, 32, 44, 56, 110, ...)") from None
+            raise UserError(
+                f"--depth {self.depth} is only for cifar_resnet and cifar_plain; {self.model} has its own depth"
+            ) from None
+        except ValueError as e:
+            raise UserError(f"--model {self.model}: {e}") from None
 
     @property
     def milestone_iters(self) -> list[int]:
@@ -177,7 +212,9 @@ class TrainConfig:
         options: dict[str, Any] = {"zero_init_residual": self.zero_init_residual}
         if self.weights in RELEASES:  # named weights fix the architecture they were trained with
             options.update(RELEASES[self.weights].options)
-        options.update({k: getattr(self, k) for k in ("shortcut", "stride_on") if getattr(self, k) is not None})
+        options.update(
+            {k: getattr(self, k) for k in ("depth", "shortcut", "stride_on") if getattr(self, k) is not None}
+        )
         return options
 
     @property
@@ -216,6 +253,8 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         if option is type(None) and value is None:
             return None
         if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise UserError(f"{name}={value} is not a finite number")
             return float(value)
         origin = typing.get_origin(option)
         if origin is tuple and isinstance(value, (list, tuple)):
@@ -250,8 +289,28 @@ def recipe_path(recipe: str) -> Path:
     return path
 
 
-def resolve_config(overrides: dict[str, Any]) -> TrainConfig:
-    """Recipe values, then the recipe's per-model rules, then `overrides` (e.g. from the command line)."""
+def resolve_config(
+    given: dict[str, Any], saved: dict[str, Any] | None = None, source: str = "config.json"
+) -> TrainConfig:
+    """The one way to a run's configuration: the recipe's values, its per-model rules, then `given` (e.g. the command
+    line); or, resuming, the run's `saved` config with `given` on top, where the settings that make the run what it
+    is (RUN_IDENTITY) must not change."""
+    if saved is None:
+        return _from_recipe(given)
+    before = TrainConfig.from_dict(saved, source=source)
+    config = TrainConfig.from_dict({**saved, **given}, source=source)
+    for name in RUN_IDENTITY:
+        if getattr(config, name) != getattr(before, name):
+            flag = "--" + name.replace("_", "-")
+            raise UserError(
+                f"{flag} {getattr(config, name)} differs from {getattr(before, name)}, with which the run in "
+                f"{Path(source).parent} was trained; resume without {flag}, or start a new run in another --out"
+            )
+    return config
+
+
+def _from_recipe(overrides: dict[str, Any]) -> TrainConfig:
+    """Recipe values, then the recipe's per-model rules, then `overrides`."""
     recipe = overrides.get("recipe", TrainConfig.recipe)
     path = recipe_path(recipe)
     try:
