@@ -84,7 +84,10 @@ def test_a_batch_of_images_gives_each_image_its_own_views(name):
         ("center", dict(resize=200, crop=224), "crop 224 must be"),
         ("10crop", dict(crop=0), "crop 0 must be"),
         ("multiscale", dict(scales=(224, 0)), "scales 224,0 must be"),
-        ("multiscale", dict(scales=()), "must be positive"),
+        ("multiscale", dict(scales=()), "--scales is empty"),
+        ("multiscale", dict(scales=(1,)), "--scales 1 must be between 8 and 4096 pixels"),
+        ("center", dict(resize=1, crop=1), "--crop 1 must be between 8 and 4096 pixels"),
+        ("10crop", dict(resize=100000), "--resize 100000 must be between 8 and 4096 pixels"),
     ],
 )
 def test_bad_views_and_parameters_are_user_errors(name, options, message):

@@ -8,6 +8,7 @@ softmax averaged over its crops and over the models (an ensemble, Table 5); its 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -309,6 +310,7 @@ class _Scores:
         self.sums: dict[str, torch.Tensor] = {}
         self.terms = {name: torch.zeros(count, device=device) for name in views}
         self.seconds = dict.fromkeys(views, 0.0)
+        self.warned = False  # about non-finite outputs
 
     def add(self, batch: Piece, models: list[_Prepared], precision: str, channels_last: bool) -> None:
         """Run the crops through every model and add their softmax scores to their images' sums (timed per view)."""
@@ -323,6 +325,13 @@ class _Scores:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             with autocast(self.device, precision):
                 logits = m.model(inputs)
+            if not self.warned and not torch.isfinite(logits).all():
+                self.warned = True  # once: a diverged model's every batch would repeat it
+                print(
+                    f"warning: a model's outputs are NaN or infinite on some {name} crops; its errors are not "
+                    "meaningful (were its weights saved after a divergence?)",
+                    file=sys.stderr,
+                )
             probs = probs + logits.float().softmax(1)  # averaged as probabilities, not logits (Table 5)
         if name not in self.sums:
             self.sums[name] = torch.zeros(self.count, probs.shape[1], device=self.device)

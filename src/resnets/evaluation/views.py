@@ -21,6 +21,10 @@ View = Callable[[torch.Tensor], list[torch.Tensor]]
 RESIZE = 256  # shorter side before cropping: the low end of the training scales [256, 480] (Sec. 3.4)
 CROP = 224  # the network's training input size
 SCALES = (224, 256, 384, 480, 640)  # shorter sides of the fully-convolutional test (Sec. 3.4)
+# Sides a view may have: below 8 pixels a network's stages pool nothing left; above 4096 one image's crops take
+# gigabytes (a shorter side of 100000 would ask for 10^10 pixels).
+MIN_SIDE, MAX_SIDE = 8, 4096
+FLAGS_OF = {"--crop": ("center", "10crop"), "--resize": ("center", "10crop"), "--scales": ("multiscale",)}
 
 
 def resize_shorter(images: torch.Tensor, side: int) -> torch.Tensor:
@@ -88,9 +92,14 @@ def make_view(name: str, *, resize: int = RESIZE, crop: int = CROP, scales: tupl
     if name not in VIEWS:
         raise UserError(f"unknown view {name!r}; choose from {', '.join(VIEWS)}")
     if not 0 < crop <= resize:
-        raise UserError(f"crop {crop} must be a positive number of pixels no larger than resize {resize}")
-    if not scales or min(scales) < 1:
-        raise UserError(f"scales {','.join(map(str, scales))} must be positive shorter sides such as 224,256,384")
+        raise UserError(f"--crop {crop} must be a positive number of pixels no larger than --resize {resize}")
+    sides = {"--crop": [crop], "--resize": [resize], "--scales": list(scales)}
+    for flag, values in sides.items():
+        if flag == "--scales" and not values:
+            raise UserError("--scales is empty; pass shorter sides such as 224,256,384")
+        if name in FLAGS_OF.get(flag, (name,)) and not all(MIN_SIDE <= v <= MAX_SIDE for v in values):
+            shown = ",".join(map(str, values))
+            raise UserError(f"{flag} {shown} must be between {MIN_SIDE} and {MAX_SIDE} pixels, e.g. 224,256,384")
     function = VIEWS[name]
     options = {"resize": resize, "crop": crop, "scales": tuple(scales)}
     return partial(function, **{k: v for k, v in options.items() if k in inspect.signature(function).parameters})
