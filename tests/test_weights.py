@@ -150,7 +150,9 @@ def test_unreadable_files_are_clear_errors(tmp_path, content, error):
 
 
 def test_a_missing_weights_argument_is_neither_file_nor_tag(tmp_path):
-    with pytest.raises(UserError, match="weights nope.pth is neither a file nor a weights tag \\(torchvision-v1\\)"):
+    with pytest.raises(
+        UserError, match=r"weights nope.pth is neither a file nor a weights tag \(torchvision-v1, resnets-cifar10\)"
+    ):
         pretrained_model("resnet18", "nope.pth")
 
 
