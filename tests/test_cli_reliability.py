@@ -32,10 +32,10 @@ def one_line_error(capsys, argv: list[str], match: str) -> str:
 @pytest.mark.parametrize(
     ("flags", "match"),
     [
-        (["--lr", "nan"], "lr=nan is not a finite number"),
-        (["--momentum", "nan"], "momentum=nan is not a finite number"),
-        (["--weight-decay", "inf"], "weight_decay=inf is not a finite number"),
-        (["--warmup-lr", "nan"], "warmup_lr=nan is not a finite number"),
+        (["--lr", "nan"], "--lr nan is not a finite number"),
+        (["--momentum", "nan"], "--momentum nan is not a finite number"),
+        (["--weight-decay", "inf"], "--weight-decay inf is not a finite number"),
+        (["--warmup-lr", "nan"], "--warmup-lr nan is not a finite number"),
         (["--model", "resnet21"], "--model resnet21 is not a model; choose one of"),
         (["--model", "cifar_resnet"], "--model cifar_resnet needs --depth N"),
         (["--data", ""], "--data is empty"),

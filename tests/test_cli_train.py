@@ -83,7 +83,7 @@ def cli(*args):
     "args, message",
     [
         (["train", "--data", "/nonexistent/data", "--out", "{tmp}/r"], "/nonexistent/data"),
-        (["train", "--data", "{data}", "--out", "{tmp}/r", "--lr", "-1"], "lr=-1.0 must be positive"),
+        (["train", "--data", "{data}", "--out", "{tmp}/r", "--lr", "-1"], "--lr -1.0 must be positive"),
         (["train", "--data", "{data}", "--out", "{tmp}/r", "--recipe", "nope"], "unknown recipe 'nope'"),
         (["evaluate", "--checkpoint", "{tmp}/missing.pt", "--data", "{data}"], "missing.pt does not exist"),
     ],

@@ -54,7 +54,7 @@ def test_val_size_zero_keeps_everything_for_training() -> None:
 
 @pytest.mark.parametrize("val_size", [-1, 30, 31])
 def test_val_size_out_of_range_is_an_error_naming_it(val_size: int) -> None:
-    with pytest.raises(UserError, match=f"val_size {val_size} must be"):
+    with pytest.raises(UserError, match=f"--val-split {val_size} must be"):
         train_val_split(balanced(3), val_size)
 
 

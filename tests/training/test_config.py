@@ -31,14 +31,14 @@ def test_overrides_win_over_the_recipe():
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"lr": -0.1}, "lr=-0.1 must be positive"),
-        ({"batch_size": 0}, "batch_size=0 must be positive"),
-        ({"batch_size": "128"}, "batch_size='128' has the wrong type"),
-        ({"iters": 1.5}, "iters=1.5 has the wrong type"),
-        ({"milestones": [0.75, 0.5]}, "milestones"),
-        ({"device": "tpu"}, "device='tpu' is not one of auto, cpu, cuda"),
-        ({"momentum": 1.0}, "momentum"),
-        ({"flip": "yes"}, "flip='yes' has the wrong type"),
+        ({"lr": -0.1}, "--lr -0.1 must be positive"),
+        ({"batch_size": 0}, "--batch-size 0 must be positive"),
+        ({"batch_size": "128"}, "--batch-size '128' has the wrong type"),
+        ({"iters": 1.5}, "--iters 1.5 has the wrong type"),
+        ({"milestones": [0.75, 0.5]}, "--milestones 0.75,0.5 must be increasing"),
+        ({"device": "tpu"}, "--device 'tpu' is not one of auto, cpu, cuda"),
+        ({"momentum": 1.0}, "--momentum 1.0 must be below 1"),
+        ({"flip": "yes"}, "--flip 'yes' has the wrong type"),
     ],
 )
 def test_bad_values_are_rejected_by_name(values, message):
@@ -107,13 +107,13 @@ def test_iters_rescale_a_recipes_validation_interval_and_replace_epochs():
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"scale_range": [480, 256]}, "scale_range=\\[480, 256\\]"),
-        ({"scale_range": [200, 480]}, "crop_size=224 <= LOW"),
-        ({"lr_schedule": "cosine"}, "lr_schedule='cosine' is not one of step, plateau"),
-        ({"augmentation": "autoaugment"}, "augmentation='autoaugment'"),
-        ({"epochs": 0}, "epochs=0.0 must be positive"),
-        ({"workers": -1}, "workers=-1"),
-        ({"weights": "torchvision-v1", "shortcut": "A"}, "shortcut='A' conflicts with --weights torchvision-v1"),
+        ({"scale_range": [480, 256]}, "--scale-range 480,256 must be"),
+        ({"scale_range": [200, 480]}, "--crop-size 224 <= LOW"),
+        ({"lr_schedule": "cosine"}, "--lr-schedule 'cosine' is not one of step, plateau"),
+        ({"augmentation": "autoaugment"}, "--augmentation 'autoaugment'"),
+        ({"epochs": 0}, "--epochs 0.0 must be positive"),
+        ({"workers": -1}, "--workers -1 must be 0"),
+        ({"weights": "torchvision-v1", "shortcut": "A"}, "--shortcut A conflicts with --weights torchvision-v1"),
     ],
 )
 def test_bad_imagenet_values_are_rejected_by_name(values, message):

@@ -10,6 +10,8 @@ from .registry import command, int_list, model_options
 
 
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    from ..training.config import DEVICES, PRECISIONS
+
     p.description = (
         "Top-1 and top-5 error of a trained model, or of an ensemble (softmax averaged, Table 5), under the test "
         "views of Sec. 3.4; architecture and normalisation come from the files."
@@ -39,8 +41,10 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="evaluate only N images, always the same ones, spread over the split")
     p.add_argument("--batch-size", type=int, default=256, help="crops per forward pass")
     p.add_argument("--workers", type=int, help="decoding processes (default: one per CPU core, at most 8)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16", "fp16"))
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where to run; auto: cuda if there is a GPU")
+    p.add_argument(
+        "--precision", default="fp32", choices=PRECISIONS, help="autocast of the forward passes (default: fp32)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object with every view's errors and seconds")
 
 

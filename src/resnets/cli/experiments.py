@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from ..errors import UserError
 from .registry import command
+from .train import add_config_flag
 
 # Recipe fields an experiment's flags override; a recipe file of your own (--recipe FILE.toml) sets any other.
 EXPERIMENT_OVERRIDES = ("iters", "seed", "batch_size", "val_split", "eval_every", "device", "precision")
@@ -20,7 +22,10 @@ def _depth_list(text: str) -> list[int]:
 
 def _add_experiment(p: argparse.ArgumentParser) -> None:
     from ..experiments.family import FAMILIES
+    from ..training.config import RECIPES_DIR, TrainConfig, recipe_values
 
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    in_recipes = {key for path in RECIPES_DIR.glob("*.toml") for key in recipe_values(str(path))}
     p.description = "Reproduce an experiment of the paper: train its nets (resumable), write its figure and table."
     sub = p.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
     experiments = {
@@ -36,13 +41,9 @@ def _add_experiment(p: argparse.ArgumentParser) -> None:
         e.add_argument("--data", required=True, help="data folder (CIFAR-10 python format or image folders)")
         e.add_argument("--out", required=True, help="experiment folder: OUT/<model>/ per net, results.md, figures")
         e.add_argument("--recipe", help="recipe name or .toml file (default: the family's)")
-        e.add_argument("--iters", type=int, help="iterations per net (default: the recipe's)")
-        e.add_argument("--seed", type=int, help="the same seed for every net (default: the recipe's)")
-        e.add_argument("--batch-size", type=int)
-        e.add_argument("--val-split", type=int, help="held-out validation images (0: validate on test)")
-        e.add_argument("--eval-every", type=int, help="iterations between validations (the curves' points)")
-        e.add_argument("--device", choices=("auto", "cpu", "cuda"))
-        e.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"))
+        for name in EXPERIMENT_OVERRIDES:  # the same for every net, with train's help
+            field = fields[name]
+            add_config_flag(e, field, "the recipe's" if name in in_recipes else str(field.default))
 
 
 @command("experiment", _add_experiment)
@@ -62,6 +63,8 @@ def run_experiment(args: argparse.Namespace) -> None:
 
 
 def _add_analyze(p: argparse.ArgumentParser) -> None:
+    from ..training.config import DEVICES
+
     p.description = "Analyses of trained models."
     sub = p.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
     about = "Fig. 7: std of each 3x3 layer's output (after BN, before the addition and ReLU), per model"
@@ -72,8 +75,8 @@ def _add_analyze(p: argparse.ArgumentParser) -> None:
         "--split", default="val", choices=("val", "test"), help="val: each run's held-out split (default); test"
     )
     r.add_argument("--out", required=True, help="folder for responses.csv, responses.png and results.md")
-    r.add_argument("--batch-size", type=int, default=500)
-    r.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    r.add_argument("--batch-size", type=int, default=500, help="images per forward pass (default 500)")
+    r.add_argument("--device", default="auto", choices=DEVICES, help="where to run; auto: cuda if there is a GPU")
 
 
 @command("analyze", _add_analyze)

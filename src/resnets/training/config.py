@@ -49,63 +49,143 @@ RUN_IDENTITY = (
 )
 
 
+def setting(default: Any, group: str, help: str, choices: tuple[str, ...] = ()) -> Any:
+    """A TrainConfig field: its default and what its `--flag` shows, a one-line help, a group and fixed choices."""
+    return dataclasses.field(default=default, metadata={"help": help, "group": group, "choices": choices})
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a TrainConfig field (`val_split` -> `--val-split`): errors speak the user's words."""
+    return "--" + name.replace("_", "-")
+
+
 @dataclass
 class TrainConfig:
-    """One training run. Defaults are the CIFAR-10 recipe of Sec. 4.2; every field is a `--flag`."""
+    """One training run. Defaults are the CIFAR-10 recipe of Sec. 4.2; every field is a `--flag` whose help is its
+    metadata (`setting`)."""
 
-    model: str = "resnet20"
-    depth: int | None = None  # cifar_resnet / cifar_plain: any 6n+2 layers
-    shortcut: str | None = None  # Sec. 3.3 option; None keeps the model's default
-    stride_on: str | None = None
-    zero_init_residual: bool = False
-    weights: str | None = None  # start from these weights (fine-tuning): a .pth/.safetensors file or 'torchvision-v1'
-    data: str = ""
-    out: str = ""
-    recipe: str = "cifar10-paper"
-    # Optimisation (Sec. 4.2): SGD, mini-batch 128, lr 0.1 divided by 10 at 32k and 48k, stop at 64k.
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    iters: int = 64000
-    epochs: float | None = None  # when set, replaces `iters`: this many passes over the training images
-    lr_schedule: str = "step"  # 'step': divide at `milestones`; 'plateau' (ImageNet, Sec. 3.4): when val error stalls
-    milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of `iters` where the lr is divided
-    lr_decay: float = 0.1
-    plateau_patience: int = 5  # 'plateau': validations without an improvement before the lr is divided ...
-    plateau_min_delta: float = 0.1  # ... where an improvement lowers the best val error by this many points (%)
-    warmup_lr: float | None = None  # ResNet-110/1202: start at 0.01 ...
-    warmup_until_error: float = 0.8  # ... until the training error is below 80%
-    # Data (Sec. 4.2): 45k/5k split, 4-pixel zero padding, random 32x32 crop, horizontal flip.
-    val_split: int = 5000
-    split_seed: int = 0
-    crop_padding: int = 4
-    flip: bool = True
-    skip_bad_images: bool = False
-    # ImageNet data (Sec. 3.4), used with augmentation 'imagenet': shorter side random in [256, 480], random 224
-    # crop and flip, per-pixel mean, AlexNet's PCA colour noise; validation on the 224 centre crop of the 256 resize.
-    augmentation: str = "cifar"  # 'cifar': the Sec. 4.2 pad-crop-flip above; 'imagenet': Sec. 3.4
-    scale_range: tuple[int, ...] = (256, 480)
-    crop_size: int = 224
-    lighting_std: float = 0.1
-    test_resize: int = 256
-    val_labels: str | None = None  # labels file of a flat ROOT/val folder (ImageNet's own layout)
-    decode_cache: bool = False  # decode every image once into the on-disk cache (small data sets)
-    workers: int | None = None  # decoding processes; None: one per CPU core, at most 8
-    # Run mechanics.
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    channels_last: bool = True
-    compile: bool = False
-    deterministic: bool = False
-    sync_bn: bool = False  # under torchrun: BatchNorm statistics over the global batch, not each rank's share
-    eval_every: int = 0  # iterations between validations and checkpoints; 0: once an epoch with `epochs`, else
-    # iters/20, at most 1000
-    log_every: int = 20
-    eval_batch_size: int = 500
-    tensorboard: bool = False
-    checkpoint_minutes: float = 10.0  # also write last.pt this often between validations (pre-emptible machines)
+    model: str = setting("resnet20", "model", "the network, a name of `resnets list` (e.g. resnet20, resnet50)")
+    depth: int | None = setting(None, "model", "cifar_resnet/cifar_plain: any 6n+2 layers; unset: the model's own")
+    shortcut: str | None = setting(
+        None,
+        "model",
+        "Sec. 3.3 option: A zero-pads, B projects where shapes change, C projects always; unset: the "
+        "model's (A on CIFAR, B on ImageNet)",
+        ("A", "B", "C"),
+    )
+    stride_on: str | None = setting(
+        None,
+        "model",
+        "the bottleneck conv that subsamples: 1x1 (the paper's) or 3x3 (torchvision v1.5); unset: the model's",
+        ("1x1", "3x3"),
+    )
+    zero_init_residual: bool = setting(False, "model", "start each block's last BN scale at 0 (not in the paper)")
+    weights: str | None = setting(
+        None,
+        "model",
+        "fine-tune from these weights: a .pth/.safetensors file or a tag of `resnets list`; unset: "
+        "random (He et al. 2015)",
+    )
+    data: str = setting(
+        "", "data", "CIFAR-10's cifar-10-batches-py folder or image folders DIR/train/<class>/*; unset: download it"
+    )
+    out: str = setting("", "run", "the run folder: config.json, checkpoints, metrics.csv (required)")
+    recipe: str = setting(
+        "cifar10-paper",
+        "schedule",
+        "cifar10-paper (Sec. 4.2), imagenet-paper (Sec. 3.4), imagenet-paper-epochs or "
+        "a .toml file: the defaults of every other flag",
+    )
+    batch_size: int = setting(
+        128,
+        "schedule",
+        "images per SGD step, all processes together; k times the recipe's multiplies --lr and "
+        "--warmup-lr by k and divides --iters by k, unless they are given (Goyal et al. 2017)",
+    )
+    lr: float = setting(0.1, "schedule", "initial learning rate; rescaled with --batch-size")
+    momentum: float = setting(0.9, "schedule", "SGD momentum, in [0, 1)")
+    weight_decay: float = setting(1e-4, "schedule", "L2 weight decay of SGD, on every weight")
+    iters: int = setting(64000, "schedule", "SGD iterations of the run; rescaled with --batch-size; replaces --epochs")
+    epochs: float | None = setting(
+        None, "schedule", "passes over the training images, instead of --iters; unset: count --iters"
+    )
+    lr_schedule: str = setting(
+        "step", "schedule", "step: divide at --milestones; plateau: when the val error stalls (Sec. 3.4)", LR_SCHEDULES
+    )
+    milestones: tuple[float, ...] = setting(
+        (0.5, 0.75), "schedule", "step: fractions of the run at which the lr is multiplied by --lr-decay"
+    )
+    lr_decay: float = setting(0.1, "schedule", "factor the lr is multiplied by at a milestone or plateau, in (0, 1]")
+    plateau_patience: int = setting(5, "schedule", "plateau: validations without an improvement before the lr drops")
+    plateau_min_delta: float = setting(
+        0.1, "schedule", "plateau: an improvement lowers the best val error by this many points (%)"
+    )
+    warmup_lr: float | None = setting(
+        None,
+        "schedule",
+        "start at this lr until the training error is below --warmup-until-error (Sec. 4.2, "
+        "ResNet-110); rescaled with --batch-size; unset: none, unless the recipe's [warmup] names the model",
+    )
+    warmup_until_error: float = setting(0.8, "schedule", "the training error (a fraction) that ends the warm-up")
+    val_split: int = setting(
+        5000,
+        "data",
+        "training images held out for validation (Sec. 4.2: 45k/5k); 0: validate on the test split "
+        "(CIFAR) or DIR/val, and keep no best.pt",
+    )
+    split_seed: int = setting(0, "data", "seed of which training images are held out")
+    crop_padding: int = setting(4, "data", "cifar: zero pixels padded on each side before the random crop (Sec. 4.2)")
+    flip: bool = setting(True, "data", "random horizontal flips")
+    skip_bad_images: bool = setting(False, "data", "skip and count images that cannot be decoded, instead of stopping")
+    augmentation: str = setting(
+        "cifar",
+        "data",
+        "cifar: pad, crop and flip (Sec. 4.2); imagenet: scale, crop, flip, colour noise (Sec. 3.4)",
+        AUGMENTATIONS,
+    )
+    scale_range: tuple[int, ...] = setting(
+        (256, 480), "data", "imagenet: the shorter side is resized to a random LOW..HIGH pixels before cropping"
+    )
+    crop_size: int = setting(224, "data", "imagenet: side of the random training crop and of the val centre crop")
+    lighting_std: float = setting(0.1, "data", "imagenet: std of AlexNet's PCA colour noise; 0: none")
+    test_resize: int = setting(256, "data", "imagenet: shorter side before the val centre crop")
+    val_labels: str | None = setting(
+        None,
+        "data",
+        "labels of a flat DIR/val (ImageNet's layout): `<file> <class>` lines or Kaggle csv; unset: class folders",
+    )
+    decode_cache: bool = setting(
+        False, "precision and speed", "decode every image once into the on-disk cache (small photo sets)"
+    )
+    workers: int | None = setting(
+        None, "precision and speed", "decoding processes; 0: in the training process; unset: one per core, at most 8"
+    )
+    seed: int = setting(0, "run", "seed of the initial weights, the image order and the augmentation")
+    device: str = setting("auto", "precision and speed", "where to train; auto: cuda if there is a GPU", DEVICES)
+    precision: str = setting(
+        "auto",
+        "precision and speed",
+        "autocast; auto: bf16 on GPUs and bf16-capable CPUs, fp16 on older GPUs, else fp32",
+        PRECISIONS,
+    )
+    channels_last: bool = setting(True, "precision and speed", "NHWC memory format (faster convolutions)")
+    compile: bool = setting(False, "precision and speed", "torch.compile the model")
+    deterministic: bool = setting(False, "precision and speed", "deterministic kernels (bit-exact resume; slower)")
+    sync_bn: bool = setting(
+        False, "precision and speed", "under torchrun: BatchNorm statistics over the global batch, not each rank's"
+    )
+    eval_every: int = setting(
+        0,
+        "run",
+        "iterations between validations and checkpoints; 0: an epoch with --epochs, else --iters/20 "
+        "(50 to 1000); a recipe's value is rescaled with --iters",
+    )
+    log_every: int = setting(20, "run", "iterations between two metrics.csv rows")
+    eval_batch_size: int = setting(500, "precision and speed", "images per forward pass when validating")
+    tensorboard: bool = setting(False, "run", "also write TensorBoard events into --out")
+    checkpoint_minutes: float = setting(
+        10.0, "run", "also write last.pt this often between validations (pre-emptible machines)"
+    )
 
     def __post_init__(self) -> None:
         hints = _hints()
@@ -114,7 +194,7 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Reject out-of-range values with a message naming the field and the allowed range."""
+        """Reject out-of-range values with a message naming the flag and the allowed range."""
         _positive(self, "batch_size", "iters", "log_every", "eval_batch_size", "plateau_patience", "crop_size")
         _positive(self, "test_resize", "checkpoint_minutes")
         _positive(self, "lr", allow_zero=False)
@@ -132,42 +212,37 @@ class TrainConfig:
             allow_zero=True,
         )
         if self.epochs is not None and self.epochs <= 0:
-            raise UserError(f"epochs={self.epochs} must be positive (or left out to count iterations)")
+            raise UserError(f"--epochs {self.epochs} must be positive (or left out to count iterations)")
         if self.workers is not None and self.workers < 0:
-            raise UserError(f"workers={self.workers} must be 0 (decode in the training process) or more")
+            raise UserError(f"--workers {self.workers} must be 0 (decode in the training process) or more")
         low, high = (self.scale_range + (0, 0))[:2]
         if len(self.scale_range) != 2 or not self.crop_size <= low <= high:
             raise UserError(
-                f"scale_range={list(self.scale_range)} must be two shorter sides LOW,HIGH with "
-                f"crop_size={self.crop_size} <= LOW <= HIGH"
+                f"--scale-range {','.join(map(str, self.scale_range))} must be two shorter sides LOW,HIGH with "
+                f"--crop-size {self.crop_size} <= LOW <= HIGH"
             )
         if not 0 < self.lr_decay <= 1:
-            raise UserError(f"lr_decay={self.lr_decay} must be in (0, 1]")
+            raise UserError(f"--lr-decay {self.lr_decay} must be in (0, 1]")
         if self.momentum >= 1:
-            raise UserError(f"momentum={self.momentum} must be below 1")
+            raise UserError(f"--momentum {self.momentum} must be below 1")
         if any(not 0 < m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
-            raise UserError(f"milestones={list(self.milestones)} must be increasing fractions of iters in (0, 1)")
+            shown = ",".join(map(str, self.milestones))
+            raise UserError(f"--milestones {shown} must be increasing fractions of --iters in (0, 1)")
         if self.warmup_lr is not None and self.warmup_lr <= 0:
-            raise UserError(f"warmup_lr={self.warmup_lr} must be positive (or left out for no warm-up)")
+            raise UserError(f"--warmup-lr {self.warmup_lr} must be positive (or left out for no warm-up)")
         if not 0 < self.warmup_until_error <= 1:
-            raise UserError(f"warmup_until_error={self.warmup_until_error} must be a fraction in (0, 1]")
+            raise UserError(f"--warmup-until-error {self.warmup_until_error} must be a fraction in (0, 1]")
+        for f in fields(self):
+            value, choices = getattr(self, f.name), f.metadata["choices"]
+            if choices and value is not None and value not in choices:
+                raise UserError(f"{flag(f.name)} {value!r} is not one of {', '.join(choices)}")
         self._check_model()
         release = RELEASES.get(self.weights or "")
         for name, value in release.options.items() if release else ():
             if getattr(self, name) not in (None, value):
                 raise UserError(
-                    f"{name}={getattr(self, name)!r} conflicts with --weights {self.weights}: {release.about}"
+                    f"{flag(name)} {getattr(self, name)} conflicts with --weights {self.weights}: {release.about}"
                 )
-        for name, choices in (
-            ("device", DEVICES),
-            ("precision", PRECISIONS),
-            ("shortcut", (None, "A", "B", "C")),
-            ("stride_on", (None, "1x1", "3x3")),
-            ("augmentation", AUGMENTATIONS),
-            ("lr_schedule", LR_SCHEDULES),
-        ):
-            if getattr(self, name) not in choices:
-                raise UserError(f"{name}={getattr(self, name)!r} is not one of {', '.join(c for c in choices if c)}")
 
     def _check_model(self) -> None:
         """The model name and its options build a network: caught here, before any data is decoded."""
@@ -229,10 +304,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
         """Build from a dict, rejecting unknown keys by name."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise UserError(f"{source}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(known))}")
+        _check_known(values, source)
         return cls(**values)
 
     def save(self, path: Path) -> None:
@@ -246,33 +318,56 @@ def _hints() -> dict[str, Any]:
     return typing.get_type_hints(TrainConfig)
 
 
-def _coerce(name: str, value: Any, hint: Any) -> Any:
-    """Check `value` against the field's type; ints are accepted where floats are expected."""
+def _coerce(name: str, value: Any, hint: Any, label: str = "") -> Any:
+    """Check `value` against the field's type; ints are accepted where floats are expected. Errors name `label`
+    (default: the field's flag)."""
+    label = label or flag(name)
     options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     for option in options:
         if option is type(None) and value is None:
             return None
         if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(value):
-                raise UserError(f"{name}={value} is not a finite number")
+                raise UserError(f"{label} {value} is not a finite number")
             return float(value)
         origin = typing.get_origin(option)
         if origin is tuple and isinstance(value, (list, tuple)):
             item = typing.get_args(option)[0]
-            return tuple(_coerce(name, v, item) for v in value)
+            return tuple(_coerce(name, v, item, label) for v in value)
         if origin is None and option is not float and isinstance(value, option):
             if option is int and isinstance(value, bool):
                 continue
             return value
     expected = " or ".join(getattr(o, "__name__", str(o)).replace("NoneType", "none") for o in options)
-    raise UserError(f"{name}={value!r} has the wrong type; expected {expected}")
+    raise UserError(f"{label} {value!r} has the wrong type; expected {expected}")
+
+
+def _check_known(values: dict[str, Any], source: str) -> None:
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"{source}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(known))}")
+
+
+def _typed(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """A recipe's `values` checked against their fields' types before any arithmetic on them (the rescaling)."""
+    _check_known(values, source)
+    return {k: _recipe_value(k, v, source, k) for k, v in values.items()}
+
+
+def _recipe_value(name: str, value: Any, source: str, key: str) -> Any:
+    """The recipe's `key = value` for field `name`, of the field's type; an error names the file and the key."""
+    try:
+        return _coerce(name, value, _hints()[name], f"{key} =")
+    except UserError as e:
+        raise UserError(f"{source}: {e}") from None
 
 
 def _positive(config: TrainConfig, *names: str, allow_zero: bool = False) -> None:
     for name in names:
         value = getattr(config, name)
         if value < 0 or (value == 0 and not allow_zero):
-            raise UserError(f"{name}={value} must be {'non-negative' if allow_zero else 'positive'}")
+            raise UserError(f"{flag(name)} {value} must be {'non-negative' if allow_zero else 'positive'}")
 
 
 def recipe_path(recipe: str) -> Path:
@@ -301,32 +396,42 @@ def resolve_config(
     config = TrainConfig.from_dict({**saved, **given}, source=source)
     for name in RUN_IDENTITY:
         if getattr(config, name) != getattr(before, name):
-            flag = "--" + name.replace("_", "-")
             raise UserError(
-                f"{flag} {getattr(config, name)} differs from {getattr(before, name)}, with which the run in "
-                f"{Path(source).parent} was trained; resume without {flag}, or start a new run in another --out"
+                f"{flag(name)} {getattr(config, name)} differs from {getattr(before, name)}, with which the run in "
+                f"{Path(source).parent} was trained; resume without {flag(name)}, or start a new run in another --out"
             )
     return config
 
 
-def _from_recipe(overrides: dict[str, Any]) -> TrainConfig:
-    """Recipe values, then the recipe's per-model rules, then `overrides`."""
-    recipe = overrides.get("recipe", TrainConfig.recipe)
+def recipe_values(recipe: str) -> dict[str, Any]:
+    """The TOML values of a recipe (name or file) as written, its description left out."""
     path = recipe_path(recipe)
     try:
         values = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"recipe file {path} is not valid TOML: {e}") from None
     values.pop("description", None)
+    return values
+
+
+def _from_recipe(overrides: dict[str, Any]) -> TrainConfig:
+    """Recipe values, then the recipe's per-model rules, then `overrides`."""
+    recipe = overrides.get("recipe", TrainConfig.recipe)
+    values = recipe_values(recipe)
     warmup = values.pop("warmup", {})
+    source = f"recipe {recipe_path(recipe)}"
+    values = _typed(values, source)
     model = overrides.get("model", values.get("model", TrainConfig.model))
     if model in warmup.get("models", []):
-        values["warmup_lr"] = warmup["lr"]
-        values["warmup_until_error"] = warmup.get("until_error", TrainConfig.warmup_until_error)
+        if "lr" not in warmup:
+            raise UserError(f"{source}: [warmup] names {model} but sets no lr; add lr = ... under [warmup]")
+        values["warmup_lr"] = _recipe_value("warmup_lr", warmup["lr"], source, "[warmup] lr")
+        until = warmup.get("until_error", TrainConfig.warmup_until_error)
+        values["warmup_until_error"] = _recipe_value("warmup_until_error", until, source, "[warmup] until_error")
     values.update(_rescaled(values, overrides))
     values.update(overrides)
     values["recipe"] = recipe
-    return TrainConfig.from_dict(values, source=f"recipe {path}")
+    return TrainConfig.from_dict(values, source=source)
 
 
 def _rescaled(recipe: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -342,7 +447,8 @@ def _rescaled(recipe: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
         scaled["epochs"] = None
     base_batch = recipe.get("batch_size", TrainConfig.batch_size)
     batch = overrides.get("batch_size", base_batch)
-    if isinstance(batch, int) and batch != base_batch and batch > 0:
+    # Values that are no positive int are left as they are, for TrainConfig's checks to name.
+    if isinstance(batch, int) and batch != base_batch and batch > 0 and base_batch > 0:
         k = batch / base_batch
         for name in ("lr", "warmup_lr"):
             if name not in overrides and recipe.get(name, getattr(TrainConfig, name)) is not None:
@@ -351,6 +457,7 @@ def _rescaled(recipe: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
             scaled["iters"] = max(1, round(recipe.get("iters", TrainConfig.iters) / k))
     base_iters = recipe.get("iters", TrainConfig.iters)
     iters = overrides.get("iters", scaled.get("iters", base_iters))
-    if recipe.get("eval_every") and "eval_every" not in overrides and isinstance(iters, int) and iters != base_iters:
+    rescale_interval = isinstance(iters, int) and iters != base_iters and base_iters > 0
+    if recipe.get("eval_every") and "eval_every" not in overrides and rescale_interval:
         scaled["eval_every"] = max(MIN_EVAL_INTERVAL, round(recipe["eval_every"] * iters / base_iters))
     return scaled
