@@ -42,6 +42,32 @@ def test_nms_matches_greedy_loop(threshold):
     assert nms(boxes, scores, threshold).tolist() == greedy_nms(boxes, scores, threshold)
 
 
+def clustered_boxes(n: int, seed: int) -> torch.Tensor:
+    """Boxes jittered around a few objects, as an RPN's proposals: long chains of overlaps, most suppressed."""
+    g = torch.Generator().manual_seed(seed)
+    centres, sides = torch.rand(8, 2, generator=g) * 200, 20 + torch.rand(8, 2, generator=g) * 60
+    k = torch.randint(0, 8, (n,), generator=g)
+    xy = centres[k] + torch.randn(n, 2, generator=g) * sides[k] * 0.3
+    wh = sides[k] * torch.exp(torch.randn(n, 2, generator=g) * 0.3)
+    return torch.cat([xy - wh / 2, xy + wh / 2], 1)
+
+
+@pytest.mark.parametrize("layout, n", [("random", 1000), ("clustered", 1500)])
+def test_nms_max_kept_is_the_head_of_the_full_result(layout, n):
+    # Several blocks of 256; random: 732 kept, more than a chunk of 512; clustered: 296 kept, most boxes suppressed.
+    # Scores rounded to tenths, so that ties cross block boundaries.
+    boxes = random_boxes(n, seed=6) if layout == "random" else clustered_boxes(n, seed=6)
+    scores = (torch.rand(n, generator=torch.Generator().manual_seed(7)) * 10).round() / 10
+    full = nms(boxes, scores, 0.5)
+    assert full.tolist() == greedy_nms(boxes, scores, 0.5)
+    for max_kept in (0, 1, 37, 255, 256, 257, len(full) - 1, len(full), len(full) + 100):
+        assert torch.equal(nms(boxes, scores, 0.5, max_kept=max_kept), full[:max_kept]), max_kept
+    idxs = torch.randint(0, 3, (n,), generator=torch.Generator().manual_seed(8))
+    assert torch.equal(batched_nms(boxes, scores, idxs, 0.5, max_kept=40), batched_nms(boxes, scores, idxs, 0.5)[:40])
+    with pytest.raises(ValueError, match="max_kept"):
+        nms(boxes, scores, 0.5, max_kept=-1)
+
+
 def test_nms_ties_keep_index_order_and_equal_iou_is_kept():
     boxes = torch.tensor([[0, 0, 10, 10], [0, 0, 10, 10], [20, 20, 30, 30], [0, 0, 10, 5.0]])
     scores = torch.tensor([0.5, 0.5, 0.5, 0.9])

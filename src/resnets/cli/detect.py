@@ -12,7 +12,9 @@ from .registry import command
 def _add_detect(p: argparse.ArgumentParser) -> None:
     p.description = "Object detection with Faster R-CNN on a ResNet C4 trunk (Sec. 4.3 of the paper)."
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    t = sub.add_parser("train", help="train (or resume) a detector; writes RUN/last.pt and RUN/metrics.csv")
+    t = sub.add_parser(
+        "train", help="train (or resume) a detector; writes RUN/last.pt and RUN/metrics.csv; runs under torchrun too"
+    )
     t.add_argument("--data", help="a PASCAL VOC folder, a labelImg folder (image + same-name .xml) or a COCO folder")
     t.add_argument("--split", help="the training split (VOC: ImageSets/Main/SPLIT.txt; default train)")
     t.add_argument("--out", required=True, help="the run folder for checkpoints, config.json and metrics.csv")
@@ -75,6 +77,7 @@ def _train(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from ..detection.training import DetectionTrainConfig, DetectionTrainer, recipe_values
+    from ..training.distributed import process_group
 
     flags = ("data", "split", "out", "backbone", "backbone_weights", "stride_on", "pooler", "min_size", "max_size")
     flags += ("flip", "iters", "images_per_batch", "lr", "weight_decay", "skip_bad_images", "seed", "device")
@@ -106,8 +109,9 @@ def _train(args: argparse.Namespace) -> None:
     config = DetectionTrainConfig.from_values(values, source)
     if not config.data:
         raise UserError("detect train needs --data DIR (a VOC, labelImg or COCO folder)")
-    row = DetectionTrainer(config, resume=args.resume).fit()
-    if row:
+    with process_group(config.device) as group:  # under torchrun; a no-op for a single process
+        row = DetectionTrainer(config, resume=args.resume, group=group).fit()
+    if row and group.is_main:
         print(f"iteration {row['iteration']}: loss {row['loss']:.4f}; checkpoint in {args.out}")
 
 

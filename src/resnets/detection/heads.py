@@ -45,29 +45,38 @@ class Res5ROIHeads(nn.Module):
         x = x.mean((2, 3))
         return self.cls_score(x).float(), self.bbox_pred(x).float()
 
-    def losses(self, features: torch.Tensor, proposals: list[torch.Tensor], targets: list[dict]) -> dict:
-        """Classification and box losses on 128 sampled RoIs per image (ground-truth boxes join the proposals)."""
+    def losses(
+        self,
+        features: torch.Tensor,
+        proposals: list[torch.Tensor],
+        targets: list[dict],
+        generators: list[torch.Generator] | None = None,
+    ) -> dict:
+        """Classification and box losses on 128 sampled RoIs per image (ground-truth boxes join the proposals), drawn
+        with each image's generator (default torch's); as the RPN's, means per image, then over the images."""
         c = self.config
         rois, labels, box_targets = [], [], []
-        for p, target in zip(proposals, targets):
+        for i, (p, target) in enumerate(zip(proposals, targets)):
             gt, gt_labels = target["boxes"], target["labels"]
             p = torch.cat([p, gt])
             matches = match(gt, p, c.roi_fg_iou, c.roi_bg_iou_high, c.roi_bg_iou_low)
-            fg, bg = sample(matches, c.roi_batch_size, c.roi_positive_fraction)
+            fg, bg = sample(matches, c.roi_batch_size, c.roi_positive_fraction, generators[i] if generators else None)
             chosen = torch.cat([fg, bg])
             rois.append(p[chosen])
             background = torch.full((len(bg),), c.num_classes, dtype=torch.long, device=p.device)
             labels.append(torch.cat([gt_labels[matches[fg]], background]))
             box_targets.append(self.coder.encode(gt[matches[fg]], p[fg]))
         logits, deltas = self.predict_deltas(features, rois)
-        labels_all = torch.cat(labels)
-        fg_rows = torch.nonzero(labels_all < c.num_classes).flatten()
-        fg_deltas = deltas.view(len(deltas), c.num_classes, 4)[fg_rows, labels_all[fg_rows]]
-        box = F.smooth_l1_loss(fg_deltas, torch.cat(box_targets), beta=c.smooth_l1_beta, reduction="sum")
-        return {
-            "cls": F.cross_entropy(logits, labels_all),
-            "box": box / max(len(labels_all), 1),
-        }
+        cls_terms, box_terms = [], []
+        for image_logits, image_deltas, image_labels, targets_fg in zip(
+            logits.split([len(r) for r in rois]), deltas.split([len(r) for r in rois]), labels, box_targets
+        ):
+            fg = torch.nonzero(image_labels < c.num_classes).flatten()  # the foreground RoIs come first
+            fg_deltas = image_deltas.view(len(image_deltas), c.num_classes, 4)[fg, image_labels[fg]]
+            box = F.smooth_l1_loss(fg_deltas, targets_fg, beta=c.smooth_l1_beta, reduction="sum")
+            cls_terms.append(F.cross_entropy(image_logits, image_labels))
+            box_terms.append(box / max(len(image_labels), 1))
+        return {"cls": sum(cls_terms) / len(rois), "box": sum(box_terms) / len(rois)}
 
     def detect(
         self, features: torch.Tensor, proposals: list[torch.Tensor], sizes: list[tuple[int, int]]
@@ -85,7 +94,7 @@ class Res5ROIHeads(nn.Module):
             s = probs[start:end]
             roi, cls = torch.nonzero(s > c.test_score_threshold, as_tuple=True)
             b, s = b[roi, cls], s[roi, cls]
-            keep = batched_nms(b, s, cls, c.test_nms)[: c.detections_per_image]
+            keep = batched_nms(b, s, cls, c.test_nms, max_kept=c.detections_per_image)
             results.append({"boxes": b[keep], "scores": s[keep], "labels": cls[keep]})
             start = end
         return results

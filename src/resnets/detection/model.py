@@ -39,26 +39,36 @@ class FasterRCNN(nn.Module):
         self.register_buffer("pixel_std", pixel_std.reshape(1, 3, 1, 1).float())
 
     def forward(
-        self, images: torch.Tensor, sizes: list[tuple[int, int]], targets: list[dict] | None = None
+        self,
+        images: torch.Tensor,
+        sizes: list[tuple[int, int]],
+        targets: list[dict] | None = None,
+        generators: list[torch.Generator] | None = None,
     ) -> dict[str, torch.Tensor] | list[dict[str, torch.Tensor]]:
         """`images`: a normalised, zero-padded batch (N, 3, H, W); `sizes`: each image's (h, w) inside it;
-        `targets` (training): per image `boxes` (G, 4) in input pixels and `labels` (G,) in 0..K-1."""
+        `targets` (training): per image `boxes` (G, 4) in input pixels and `labels` (G,) in 0..K-1;
+        `generators` (training): per image a CPU torch.Generator for its anchor and RoI samples (default torch's)."""
         features = self.trunk(images)
         if self.training:
             if targets is None:
                 raise ValueError("a model in training mode needs targets; call .eval() to detect")
-            proposals, rpn_losses = self.rpn(features, sizes, targets)
-            return {**rpn_losses, **self.roi_heads.losses(features, proposals, targets)}
+            proposals, rpn_losses = self.rpn(features, sizes, targets, generators)
+            return {**rpn_losses, **self.roi_heads.losses(features, proposals, targets, generators)}
         proposals, _ = self.rpn(features, sizes)
         return self.roi_heads.detect(features, proposals, sizes)
 
-    def normalize(self, images: list[torch.Tensor]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    def normalize(
+        self, images: list[torch.Tensor], pad_to: tuple[int, int] | None = None
+    ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         """Float [0, 255] images (3, h, w) of any sizes as one normalised batch, zero-padded at the right and
-        bottom to a multiple of the trunk's stride, and their sizes."""
+        bottom to `pad_to` (h, w) (default: the largest image's), rounded up to a multiple of the trunk's stride,
+        and their sizes."""
         sizes = [(int(x.shape[1]), int(x.shape[2])) for x in images]
         stride = self.trunk.stride
-        height = -(-max(h for h, _ in sizes) // stride) * stride
-        width = -(-max(w for _, w in sizes) // stride) * stride
+        height, width = pad_to or (max(h for h, _ in sizes), max(w for _, w in sizes))
+        if any(h > height or w > width for h, w in sizes):
+            raise ValueError(f"pad_to={pad_to} is smaller than an image of the batch {sizes}")
+        height, width = -(-height // stride) * stride, -(-width // stride) * stride
         mean, std = self.pixel_mean[0], self.pixel_std[0]
         batch = [
             F.pad((x.to(mean.device) / 255 - mean) / std, (0, width - x.shape[2], 0, height - x.shape[1]))

@@ -31,9 +31,14 @@ class RPN(nn.Module):
         self.coder = BoxCoder(config.rpn_box_weights)
 
     def forward(
-        self, features: torch.Tensor, sizes: list[tuple[int, int]], targets: list[dict] | None = None
+        self,
+        features: torch.Tensor,
+        sizes: list[tuple[int, int]],
+        targets: list[dict] | None = None,
+        generators: list[torch.Generator] | None = None,
     ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
-        """Proposals (one (P, 4) tensor per image, detached) and, given targets, the RPN's two losses."""
+        """Proposals (one (P, 4) tensor per image, detached) and, given targets, the RPN's two losses (anchors
+        sampled with each image's generator, default torch's)."""
         n, _, h, w = features.shape
         x = F.relu(self.conv(features))
         a = self.config.num_anchors
@@ -42,30 +47,27 @@ class RPN(nn.Module):
         deltas = self.deltas(x).view(n, a, 4, h, w).permute(0, 3, 4, 1, 2).reshape(n, -1, 4).float()
         anchors = grid_anchors(self.cell, h, w, self.stride)
         proposals = [self._proposals(anchors, logits[i].detach(), deltas[i].detach(), sizes[i]) for i in range(n)]
-        losses = {} if targets is None else self._losses(anchors, logits, deltas, sizes, targets)
+        losses = {} if targets is None else self._losses(anchors, logits, deltas, sizes, targets, generators)
         return proposals, losses
 
     def _proposals(
         self, anchors: torch.Tensor, logits: torch.Tensor, deltas: torch.Tensor, size: tuple[int, int]
     ) -> torch.Tensor:
         c = self.config
-        pre, post = (
-            (c.rpn_pre_nms_train, c.rpn_post_nms_train)
-            if self.training
-            else (
-                c.rpn_pre_nms_test,
-                c.rpn_post_nms_test,
-            )
-        )
+        train = (c.rpn_pre_nms_train, c.rpn_post_nms_train)
+        pre, post = train if self.training else (c.rpn_pre_nms_test, c.rpn_post_nms_test)
         top = logits.topk(min(pre, len(logits))).indices
         boxes = clip_boxes(self.coder.decode(deltas[top], anchors[top]), *size)
         wide = (boxes[:, 2] - boxes[:, 0] >= c.rpn_min_size) & (boxes[:, 3] - boxes[:, 1] >= c.rpn_min_size)
         boxes, scores = boxes[wide], logits[top][wide]
-        return boxes[nms(boxes, scores, c.rpn_nms)[:post]]
+        return boxes[nms(boxes, scores, c.rpn_nms, max_kept=post)]  # NMS stops at the post-NMS count
 
-    def _losses(self, anchors, logits, deltas, sizes, targets) -> dict[str, torch.Tensor]:
+    def _losses(self, anchors, logits, deltas, sizes, targets, generators) -> dict[str, torch.Tensor]:
+        """Each image's losses are means over its own sampled anchors, the batch's the mean over images: every image
+        weighs the same, whichever process of a data-parallel run holds it."""
         c = self.config
-        cls_terms, box_terms, sampled = [], [], 0
+        cls_terms, box_terms = [], []
+        zero = (logits.sum() + deltas.sum()) * 0  # keeps both layers in the graph when no anchor is foreground
         for i, (size, target) in enumerate(zip(sizes, targets)):
             gt = target["boxes"]
             matches = match(gt, anchors, c.rpn_fg_iou, c.rpn_bg_iou, best_per_gt=True)
@@ -75,19 +77,14 @@ class RPN(nn.Module):
                 inside = (anchors[:, 0] >= -s) & (anchors[:, 1] >= -s) & (anchors[:, 2] <= w + s)
                 inside &= anchors[:, 3] <= h + s
                 matches = torch.where(inside, matches, torch.full_like(matches, IGNORE))
-            fg, bg = sample(matches, c.rpn_batch_size, c.rpn_positive_fraction)
+            fg, bg = sample(matches, c.rpn_batch_size, c.rpn_positive_fraction, generators[i] if generators else None)
             chosen = torch.cat([fg, bg])
             labels = torch.cat([torch.ones(len(fg)), torch.zeros(len(bg))]).to(logits.device)
-            cls_terms.append(F.binary_cross_entropy_with_logits(logits[i, chosen], labels, reduction="sum"))
+            sampled = max(len(chosen), 1)
+            cls_terms.append(F.binary_cross_entropy_with_logits(logits[i, chosen], labels, reduction="sum") / sampled)
+            box = zero
             if len(fg):
                 target_deltas = self.coder.encode(gt[matches[fg]], anchors[fg])
-                box_terms.append(
-                    F.smooth_l1_loss(deltas[i, fg], target_deltas, beta=c.rpn_smooth_l1_beta, reduction="sum")
-                )
-            sampled += len(chosen)
-        denominator = max(sampled, 1)
-        zero = logits.sum() * 0  # keeps the graph when an image has no foreground anchor
-        return {
-            "rpn_cls": sum(cls_terms, zero) / denominator,
-            "rpn_box": sum(box_terms, zero) / denominator,
-        }
+                box = F.smooth_l1_loss(deltas[i, fg], target_deltas, beta=c.rpn_smooth_l1_beta, reduction="sum")
+            box_terms.append(box / sampled)
+        return {"rpn_cls": sum(cls_terms, zero) / len(targets), "rpn_box": sum(box_terms, zero) / len(targets)}

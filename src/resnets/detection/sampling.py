@@ -29,13 +29,15 @@ def match(
     return result
 
 
-def sample(matches: torch.Tensor, batch_size: int, positive_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+def sample(
+    matches: torch.Tensor, batch_size: int, positive_fraction: float, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random foreground and background indices: up to batch_size * positive_fraction foreground, background filling
-    the rest of batch_size (fewer when there are not enough). Draws from torch's default generator."""
+    the rest of batch_size (fewer when there are not enough). Draws on the CPU from `generator` (default: torch's)."""
     fg = torch.nonzero(matches >= 0).flatten()
     bg = torch.nonzero(matches == BACKGROUND).flatten()
     num_fg = min(len(fg), int(batch_size * positive_fraction))
     num_bg = min(len(bg), batch_size - num_fg)
-    fg = fg[torch.randperm(len(fg), device=fg.device)[:num_fg]]
-    bg = bg[torch.randperm(len(bg), device=bg.device)[:num_bg]]
+    fg = fg[torch.randperm(len(fg), generator=generator)[:num_fg].to(fg.device)]
+    bg = bg[torch.randperm(len(bg), generator=generator)[:num_bg].to(bg.device)]
     return fg, bg

@@ -26,11 +26,12 @@ from ..data.rng import seeded_generator
 from ..data.sampler import EpochSampler
 from ..errors import UserError
 from ..runtime import autocast, resolve_device, resolve_precision
+from ..training.distributed import Group
 from ..training.metrics import MetricsLog
 from .config import FasterRCNNConfig
 from .data import DetectionSet, load_detection_split
 from .model import FasterRCNN, faster_rcnn, rebuild
-from .transforms import flip_boxes, resize_image, resize_scale
+from .transforms import flip_boxes, resize_image, resize_scale, resized_size
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -151,15 +152,29 @@ def learning_rate(config: DetectionTrainConfig, iteration: int) -> float:
 
 
 class DetectionTrainer:
-    """Owns the model, optimizer and position of one run; `fit()` trains to `config.iters`."""
+    """Owns the model, optimizer and position of one run; `fit()` trains to `config.iters`.
 
-    def __init__(self, config: DetectionTrainConfig, resume: bool = False):
+    Under torchrun (`group`) every process is a DistributedDataParallel replica that trains on its slice of each
+    global batch of `images_per_batch` images; rank 0 alone prints, writes metrics.csv and checkpoints. Each image
+    is padded to the global batch's size and samples with its own generator, keyed by its place in the global
+    batch, and weighs the same in the loss: 1 and N processes compute the same steps (up to rounding).
+    """
+
+    def __init__(self, config: DetectionTrainConfig, resume: bool = False, group: Group | None = None):
         self.config = config
         self.run = Path(config.out)
-        self.device = resolve_device(config.device)
+        self.group = group or Group(resolve_device(config.device))
+        self.device = self.group.device
+        self.is_main = self.group.is_main
         self.precision = resolve_precision(config.precision, self.device)
         found = latest_checkpoint(self.run) if self.run.is_dir() else None
-        if found and not resume:
+        lowest, highest = self.group.min_max(found[1]["iteration"] if found else -1)
+        if lowest != highest:
+            raise UserError(
+                f"the processes found different checkpoints in {self.run}; put --out on a file system every node sees"
+            )
+        # Workers that torchrun restarts (--max-restarts) continue from the newest checkpoint, as with --resume.
+        if found and not (resume or self.group.min_max(self.group.restarts)[1] > 0):
             raise UserError(f"{found[0]} already exists; pass --resume to continue that run or choose another --out")
         if found and found[1].get("kind") != KIND:
             raise UserError(f"{found[0]} is not a detection checkpoint; choose another --out")
@@ -168,8 +183,10 @@ class DetectionTrainer:
             config.data, config.split, classes=classes, skip_bad_images=config.skip_bad_images
         )
         if self.data.summary():
-            tqdm.write(f"data: {self.data.summary()}")
-        self.sampler = EpochSampler(len(self.data.annotations), config.images_per_batch, config.seed)
+            self._log(f"data: {self.data.summary()}")
+        self.sampler = EpochSampler(
+            len(self.data.annotations), config.images_per_batch, config.seed, self.group.rank, self.group.world_size
+        )
         torch.manual_seed(config.seed)  # the new layers' initial weights
         if found:
             state = found[1]
@@ -192,11 +209,19 @@ class DetectionTrainer:
         if found:
             self.optimizer.load_state_dict(found[1]["optimizer"])
             self.iteration = found[1]["iteration"]
-            tqdm.write(f"resuming {found[0]} at iteration {self.iteration}")
-        self.run.mkdir(parents=True, exist_ok=True)
-        with atomic_write(self.run / "config.json") as f:
-            f.write((json.dumps(config.to_dict(), indent=2) + "\n").encode())
-        self.metrics = MetricsLog(self.run, self.iteration if found else None, columns=COLUMNS)
+            self._log(f"resuming {found[0]} at iteration {self.iteration}")
+        # self.model stays the bare module, so checkpoints keep its key names (no DDP "module." prefix).
+        self.forward = self.group.data_parallel(self.model)
+        self.metrics = None
+        if self.is_main:
+            self.run.mkdir(parents=True, exist_ok=True)
+            with atomic_write(self.run / "config.json") as f:
+                f.write((json.dumps(config.to_dict(), indent=2) + "\n").encode())
+            self.metrics = MetricsLog(self.run, self.iteration if found else None, columns=COLUMNS)
+
+    def _log(self, message: str) -> None:
+        if self.is_main:
+            tqdm.write(message)
 
     def state(self) -> dict:
         """Everything needed to continue exactly and to rebuild the detector for testing."""
@@ -212,48 +237,70 @@ class DetectionTrainer:
             "optimizer": self.optimizer.state_dict(),
         }
 
-    def batch(self, iteration: int) -> tuple[torch.Tensor, list[tuple[int, int]], list[dict]]:
-        """The normalised images and targets of `iteration`, from (seed, iteration) alone."""
+    def batch(self, iteration: int) -> tuple[torch.Tensor, list[tuple[int, int]], list[dict], list[torch.Generator]]:
+        """This rank's share of the global batch of `iteration`: normalised images, padded to the whole global
+        batch's size, their targets and their samples' generators, from (seed, iteration) alone."""
         c = self.config
         indices = self.sampler.global_batch(iteration).tolist()
         flips = torch.rand(len(indices), generator=seeded_generator(c.seed, FLIP_STREAM, iteration)) < 0.5
-        examples = [
-            training_example(self.data, i, (c.min_size, c.max_size), bool(f) and c.flip) for i, f in zip(indices, flips)
+        # Every rank pads to the size of the whole global batch, as one process would: the same features.
+        batch = [self.data.annotations[i] for i in indices]
+        shapes = [
+            resized_size(a.height, a.width, resize_scale(a.height, a.width, c.min_size, c.max_size)) for a in batch
         ]
-        images, sizes = self.model.normalize([x for x, _ in examples])
+        pad_to = (max(h for h, _ in shapes), max(w for _, w in shapes))
+        places = self.sampler.share(torch.arange(len(indices))).tolist()  # this rank's places in the global batch
+        examples = [
+            training_example(self.data, indices[p], (c.min_size, c.max_size), bool(flips[p]) and c.flip) for p in places
+        ]
+        images, sizes = self.model.normalize([x for x, _ in examples], pad_to)
         targets = [{k: v.to(self.device) for k, v in t.items()} for _, t in examples]
+        generators = [seeded_generator(c.seed, SAMPLE_STREAM, iteration, p) for p in places]
         if c.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        return images, sizes, targets
+        return images, sizes, targets, generators
 
     def step(self, iteration: int) -> dict[str, float]:
-        """One SGD step; returns the losses."""
+        """One SGD step; returns the losses, averaged over the ranks (each rank's are means over its images)."""
         lr = learning_rate(self.config, iteration)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        images, sizes, targets = self.batch(iteration)
-        # The RPN's and the head's samples draw from torch's default generator: seed it per iteration.
-        torch.manual_seed(int(seeded_generator(self.config.seed, SAMPLE_STREAM, iteration).initial_seed()))
+        images, sizes, targets, generators = self.batch(iteration)
         with autocast(self.device, self.precision):
-            losses = self.model(images, sizes, targets)
+            losses = self.forward(images, sizes, targets, generators)
         total = sum(v.float() for v in losses.values())
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        total.backward()  # DDP averages the gradients over the ranks as it goes
         self.optimizer.step()
-        return {"lr": lr, "loss": float(total.detach()), **{k: float(v.detach()) for k, v in losses.items()}}
+        values = torch.stack([total.detach(), *(losses[k].detach().float() for k in LOSSES)]).double()
+        mean = (self.group.sum(values) / self.group.world_size).tolist()
+        return {"lr": lr, **dict(zip(("loss", *LOSSES), mean))}
+
+    def save(self) -> None:
+        """Rank 0 writes last.pt; the others wait, so none runs ahead (or exits) while it is being written."""
+        if self.is_main:
+            save_checkpoint(self.run / LAST, self.state())
+        self.group.barrier()
 
     def fit(self) -> dict:
         """Train from the current iteration to `config.iters`, logging and checkpointing on the way."""
         c = self.config
         window: list[dict] = []
         row: dict = {}
-        bar = tqdm(total=c.iters, initial=self.iteration, unit="it", desc=f"faster-rcnn {c.backbone}", mininterval=1.0)
+        bar = tqdm(
+            total=c.iters,
+            initial=self.iteration,
+            unit="it",
+            desc=f"faster-rcnn {c.backbone}",
+            mininterval=1.0,
+            disable=not self.is_main,
+        )
         tick = time.perf_counter()
         while self.iteration < c.iters:
             window.append(self.step(self.iteration))
             self.iteration += 1
             bar.update(1)
-            if not math.isfinite(window[-1]["loss"]):
+            if not math.isfinite(window[-1]["loss"]):  # the same on every rank: the loss is summed over them
                 bar.close()
                 raise UserError(
                     f"loss became {window[-1]['loss']} at iteration {self.iteration}; the last good checkpoint "
@@ -265,13 +312,15 @@ class DetectionTrainer:
                 row = {k: float(np.mean([w[k] for w in window])) for k in ("loss", *LOSSES)}
                 row.update(iteration=self.iteration, lr=window[-1]["lr"])
                 row["images_per_sec"] = len(window) * c.images_per_batch / max(seconds, 1e-9)
-                self.metrics.write(row)
+                if self.metrics is not None:
+                    self.metrics.write(row)
                 bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:g}", refresh=False)
                 window, tick = [], time.perf_counter()
             if self.iteration % c.checkpoint_every == 0 or done:
-                save_checkpoint(self.run / LAST, self.state())
+                self.save()
         bar.close()
-        self.metrics.close()
+        if self.metrics is not None:
+            self.metrics.close()
         return row
 
 

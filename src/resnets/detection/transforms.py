@@ -13,10 +13,15 @@ def resize_scale(height: int, width: int, min_size: int, max_size: int) -> float
     return min(min_size / short, max_size / long)
 
 
+def resized_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """The (height, width) in pixels of an image resized by `scale`."""
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
 def resize_image(image: torch.Tensor, scale: float) -> torch.Tensor:
     """A uint8 or float (3, H, W) image resized by `scale` (bilinear, antialiased when shrinking), as float."""
     h, w = image.shape[-2:]
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    size = resized_size(h, w, scale)
     x = image.float()[None]
     if size == (h, w):
         return x[0]
