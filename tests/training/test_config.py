@@ -53,6 +53,27 @@ def test_unknown_key_in_a_recipe_file_is_named(tmp_path):
         resolve_config({"recipe": str(recipe)})
 
 
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('batch_size = "128"', "batch_size = '128' has the wrong type; expected int"),
+        ("iters = 1.5", "iters = 1.5 has the wrong type; expected int"),
+        ('lr = "0.1"', "lr = '0.1' has the wrong type; expected float"),
+        ('eval_every = "50"', "eval_every = '50' has the wrong type; expected int"),
+        ('[warmup]\nmodels = ["resnet20"]\nlr = "0.01"', "[warmup] lr = '0.01' has the wrong type"),
+    ],
+)
+@pytest.mark.parametrize("given", [{}, {"batch_size": 64}, {"iters": 100}])
+def test_a_mistyped_recipe_value_names_the_file_and_the_key(tmp_path, line, message, given):
+    # Before the rescaling does arithmetic on it: a string batch_size under --batch-size was a TypeError traceback,
+    # and iters = 1.5 under --batch-size 64 became a silent iters = 3.
+    recipe = tmp_path / "mine.toml"
+    recipe.write_text(line + "\n")
+    with pytest.raises(UserError) as info:
+        resolve_config({"recipe": str(recipe), **given})
+    assert str(info.value).startswith(f"recipe {recipe}: {message}"), str(info.value)
+
+
 def test_unknown_recipe_lists_the_known_ones():
     with pytest.raises(UserError, match="cifar10-paper"):
         resolve_config({"recipe": "imagenet-fast"})
