@@ -121,10 +121,13 @@ def test_concurrent_clients_are_batched_and_all_answered(server):
     assert after["largest"] > 1  # several requests' images shared a forward pass
 
 
-def test_sigterm_stops_it_cleanly(cifar_model, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_stops_it_cleanly(cifar_model, tmp_path, workers):
     log = tmp_path / "server.log"
-    with running_server(log, "--checkpoint", str(cifar_model)) as server:
-        assert httpx.post(f"{server.url}/predict", content=IMAGES[0].read_bytes()).status_code == 200
+    with running_server(log, "--checkpoint", str(cifar_model), "--workers", str(workers)) as server:
+        for image in IMAGES[:4]:  # with 2 workers, connections go to either process: each has loaded the model
+            response = httpx.post(f"{server.url}/predict", content=image.read_bytes())
+            assert response.status_code == 200 and len(response.json()[0]["top"]) == 5
         assert server.stop() == 0
     text = log.read_text()
     assert f"on {server.url}/" in text and "127.0.0.1" in server.url and "Traceback" not in text
