@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -97,3 +101,95 @@ def test_a_damaged_export_is_one_line(run, tmp_path, capsys, damage):
     save_file(tensors, str(bad), metadata=header["__metadata__"])
     match = "shape mismatches (fc.weight" if damage == "shape" else "1 missing keys (fc.bias)"
     one_line_error(capsys, ["export", "--checkpoint", str(bad), "--out", str(tmp_path / "x.safetensors")], match)
+
+
+def error_after_progress(capsys, argv: list[str], match: str) -> str:
+    """Like one_line_error, for commands that draw progress bars on stderr before the error."""
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    bar = re.compile(r"\d+%\|.*\]\s*$")  # a tqdm progress line
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and not bar.search(line)]
+    assert len(lines) == 1 and lines[0].startswith(f"resnets {argv[0]}: error: ") and match in lines[0], err
+    return lines[0]
+
+
+def copy_of(cifar_png, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(cifar_png, data)
+    return data
+
+
+def test_evaluate_refuses_a_held_out_split_rebuilt_from_other_data(run, cifar_png, tmp_path, capsys):
+    other = copy_of(cifar_png, tmp_path)
+    next((other / "train" / "cat").iterdir()).unlink()  # 119 images: another 20 would be held out
+    match = f"--data {other} is not the data this model was trained on: its train split has 119 images, the run's had"
+    error_after_progress(capsys, ["evaluate", "--checkpoint", str(run), "--data", str(other)], match)
+    export = tmp_path / "w.safetensors"
+    assert main(["export", "--checkpoint", str(run), "--out", str(export)]) == 0  # the export keeps the count
+    argv = ["evaluate", "--checkpoint", str(export), "--data", str(other), "--split", "train"]
+    error_after_progress(capsys, argv, match)
+    assert main(["evaluate", "--checkpoint", str(run), "--data", str(cifar_png)]) == 0
+    assert main(["evaluate", "--checkpoint", str(export), "--data", str(other), "--split", "test"]) == 0  # not rebuilt
+
+
+def test_photo_views_on_cifar_images_warn_that_they_are_upsampled(run, cifar_png, capsys):
+    argv = ["evaluate", "--checkpoint", str(run), "--data", str(cifar_png), "--limit", "4", "--split", "test"]
+    capsys.readouterr()
+    assert main([*argv, "--views", "full,center", "--resize", "40", "--crop", "36"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "32-pixel images are upsampled for the center (40 px) view;" in warnings[0]
+    assert main([*argv, "--views", "full"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_only_commands_that_accept_it_advise_skip_bad_images(run, cifar_png, tmp_path, capsys):
+    data = copy_of(cifar_png, tmp_path)
+    bad = data / "train" / "cat" / "bad.png"
+    bad.write_bytes(next((data / "train" / "dog").iterdir()).read_bytes()[:100])  # a truncated PNG
+    err = error_after_progress(capsys, ["evaluate", "--checkpoint", str(run), "--data", str(data)], f"{bad}")
+    assert "; replace or remove it" in err and "--skip-bad-images" not in err  # evaluate has no such flag
+    err = error_after_progress(capsys, ["train", "--data", str(data), "--out", str(tmp_path / "r"), *TINY], f"{bad}")
+    assert "or pass --skip-bad-images" in err
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "r"), *TINY, "--skip-bad-images"]) == 0
+
+
+def test_analyze_responses_of_an_imagenet_run_is_one_line(cifar_png, tmp_path, capsys):
+    photos = ["--augmentation", "imagenet", "--scale-range", "32,40", "--crop-size", "32", "--test-resize", "32"]
+    imagenet_run = tmp_path / "imagenet-run"
+    assert main(["train", "--data", str(cifar_png), "--out", str(imagenet_run), *TINY, *photos, "--workers", "0"]) == 0
+    out = tmp_path / "responses"
+    argv = ["analyze", "responses", "--checkpoint", str(imagenet_run), "--data", str(cifar_png), "--out", str(out)]
+    error_after_progress(capsys, argv, "was not trained with CIFAR augmentation (imagenet); Fig. 7's layer responses")
+    assert not out.exists()
+
+
+def refusing_folder(tmp_path):
+    """An existing folder that takes no new file: read-only for a user; /proc for root, whom modes do not stop."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir(mode=0o555)
+        return folder
+    if not Path("/proc/self").is_dir():
+        pytest.skip("needs a folder that refuses root's writes (/proc)")
+    return Path("/proc")
+
+
+@pytest.mark.parametrize("place", ["under a file", "refusing folder"])
+@pytest.mark.parametrize("command", ["train", "report", "export", "analyze", "predict"])
+def test_an_unwritable_out_is_one_line_before_any_work(run, cifar_png, tmp_path, capsys, place, command):
+    if place == "under a file":
+        (tmp_path / "notes.txt").write_text("mine\n")
+        folder = tmp_path / "notes.txt" / "sub"
+    else:
+        folder = refusing_folder(tmp_path)
+    argv = {
+        "train": ["train", "--data", str(cifar_png), "--out", str(folder / "run"), *TINY],
+        "report": ["report", str(run), "--out", str(folder / "report.md")],
+        "export": ["export", "--checkpoint", str(run), "--out", str(folder / "w.safetensors")],
+        "analyze": ["analyze", "responses", "--checkpoint", str(run), "--data", str(cifar_png), "--out", str(folder)],
+        "predict": ["predict", "--checkpoint", str(run), str(cifar_png / "test"), "--out", str(folder / "p.csv")],
+    }[command]
+    error_after_progress(capsys, argv, "--out")
+    if place == "under a file":
+        assert (tmp_path / "notes.txt").read_text() == "mine\n"

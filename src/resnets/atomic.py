@@ -39,13 +39,21 @@ def check_output(path: Path, *, force: bool = False, ours: Callable[[Path], bool
         raise UserError(f"--out {path} is a folder; pass a file name inside it, e.g. {path / ('out' + path.suffix)}")
     if path.exists() and not force and not (ours and ours(path)):
         raise UserError(f"--out {path} already exists; choose another name, or pass --force to replace it")
-    folder = path.parent
+    check_writable(path.parent, f"--out {path}")
+
+
+def check_writable(folder: Path, label: str) -> None:
+    """Prove that `folder` (or the nearest folder above it that exists, where the rest would be created) takes a new
+    file, before any work is done for it, leaving nothing behind; errors start with `label`. A real file is tried, as
+    os.access says yes to root on read-only or virtual file systems."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())  # '.' or '/' at the latest
+    if not existing.is_dir():
+        raise UserError(f"{label}: {existing} is a file, not a folder; choose a writable place")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=existing):
+            pass
     except OSError as e:
-        raise UserError(f"--out {path}: cannot create {folder} ({e.strerror or e}); choose a writable place") from None
-    if not os.access(folder, os.W_OK):
-        raise UserError(f"--out {path}: {folder} is not writable; choose a writable place")
+        raise UserError(f"{label}: cannot write into {existing} ({e.strerror or e}); choose a writable place") from None
 
 
 def _umask() -> int:

@@ -20,6 +20,7 @@ from .models import ResNet, ResNetConfig, create_model
 WEIGHTS_FORMAT = "resnets-weights-v1"
 HEAD = ("fc.weight", "fc.bias")  # the classifier, which fine-tuning on other classes starts afresh
 SHOWN = 5  # keys listed per kind in a mismatch error
+MEASURED = ("iteration", "val_error", "train_images")  # what an export keeps of its run, besides the weights
 # The per-channel normalisation torchvision's ImageNet weights were trained with (inputs in [0, 1]).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -37,6 +38,7 @@ class TrainedModel:
     pixel_std: torch.Tensor | None = None  # per-channel divisor after the mean (torchvision weights); None: none
     iteration: int | None = None  # the training iteration of these weights, when they come from a resnets run
     val_error: float | None = None  # top-1 error (%) the run measured on its validation set at that iteration
+    train_images: int | None = None  # how many images the run trained on (checkpoints since it was recorded)
 
 
 def model_classes(named: list[str], num_classes: int) -> list[str]:
@@ -78,6 +80,7 @@ def load_trained(path: str | Path) -> TrainedModel:
         state.get("pixel_std"),
         state["iteration"],
         state.get("val_error"),
+        state.get("train_images"),
     )
 
 
@@ -159,7 +162,7 @@ def export_safetensors(trained: TrainedModel, out: Path) -> None:
     }
     if trained.pixel_std is not None:
         metadata["pixel_std"] = json.dumps(trained.pixel_std.flatten().tolist())
-    for key in ("iteration", "val_error"):
+    for key in MEASURED:
         if getattr(trained, key) is not None:
             metadata[key] = json.dumps(getattr(trained, key))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -198,7 +201,7 @@ def _exported(file: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, 
     mean = torch.tensor(json.loads(metadata["pixel_mean"])).reshape(json.loads(metadata["pixel_mean_shape"]))
     std = torch.tensor(json.loads(metadata["pixel_std"])).view(3, 1, 1) if "pixel_std" in metadata else None
     classes = model_classes(json.loads(metadata["classes"]), config.num_classes)
-    measured = {key: json.loads(metadata[key]) for key in ("iteration", "val_error") if key in metadata}
+    measured = {key: json.loads(metadata[key]) for key in MEASURED if key in metadata}
     return TrainedModel(
         metadata["model_name"], model, mean, classes, json.loads(metadata["train_config"]), std, **measured
     )

@@ -18,7 +18,8 @@ def test_settings_must_agree_once_a_checkpoint_exists(tmp_path):
     started.save(tmp_path / "resnet20" / "config.json")
     check_agrees(member(tmp_path, iters=9, seed=1))  # nothing trained yet: it starts over
     (tmp_path / "resnet20" / "last.pt").write_bytes(b"")
-    with pytest.raises(UserError, match=r"resnet20/config.json has seed=1 but this experiment asks for seed=2"):
+    message = r"resnet20/config.json was trained with --seed 1 but this experiment asks for --seed 2"
+    with pytest.raises(UserError, match=message):
         check_agrees(member(tmp_path, iters=8, seed=2))
 
 

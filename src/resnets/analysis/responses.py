@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..data import normalize
+from ..errors import UserError
 from ..evaluation.splits import evaluation_split
 from ..runtime import resolve_device
 from ..weights import load_trained
@@ -90,10 +91,17 @@ def checkpoint_responses(
     """Fig. 7 for every checkpoint (run folder, .pt or .safetensors), measured on `split` of `data`."""
     target = resolve_device(device)
     trained = [load_trained(path) for path in checkpoints]
+    for path, t in zip(checkpoints, trained):  # before any data is read
+        augmentation = t.train_config.get("augmentation", "cifar") if t.train_config else "unknown"
+        if augmentation != "cifar":
+            raise UserError(
+                f"{path} was not trained with CIFAR augmentation ({augmentation}); Fig. 7's layer responses are "
+                "measured on CIFAR-10 runs of `resnets train` (32x32 images held in memory)"
+            )
     labels = unique_labels([t.name for t in trained], checkpoints)
     results = []
     for label, t in zip(labels, trained):
-        images = evaluation_split(data, split, t.train_config, t.classes)
+        images = evaluation_split(data, split, t.train_config, t.classes, train_images=t.train_images)
         stds = layer_responses(t.model.to(target), images.images, t.pixel_mean, batch_size=batch_size)
         results.append(LayerResponses(label, t.model.config.residual, stds))
     return results

@@ -85,9 +85,11 @@ def run_analyze(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from ..analysis.responses import checkpoint_responses, save_responses
+    from ..atomic import check_writable
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size} must be a positive number of images")
+    check_writable(Path(args.out), f"--out {args.out}")  # before the forward passes it would waste
     responses = checkpoint_responses(
         args.checkpoint, args.data, args.split, batch_size=args.batch_size, device=args.device
     )

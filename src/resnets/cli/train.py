@@ -89,6 +89,7 @@ def run_train(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from ..data import download_cifar10
+    from ..data.decode import BadImage
     from ..training.config import resolve_config
     from ..training.distributed import process_group
     from ..training.loop import train
@@ -105,7 +106,10 @@ def run_train(args: argparse.Namespace) -> None:
         if not config.data:
             with group.main_first():  # one download per node; the other processes find it there
                 config.data = str(download_cifar10(default_data_root(), progress=group.is_main))
-        train(config, resume=args.resume, force=args.force, group=group)
+        try:
+            train(config, resume=args.resume, force=args.force, group=group)
+        except BadImage as e:  # this command, unlike evaluate or experiment, can skip them
+            raise UserError(f"{e}, or pass --skip-bad-images to skip and count such images") from None
 
 
 def saved_config(run) -> dict:

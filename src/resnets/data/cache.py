@@ -17,7 +17,7 @@ import torch
 
 from ..atomic import atomic_write
 from ..errors import UserError
-from .decode import decode_files
+from .decode import BadImage, decode_files
 from .folder import FolderScan
 from .imageset import ImageSet
 
@@ -87,7 +87,7 @@ def cached_pixels(
     if cached is None:
         cached = _build(scan, paths, key, skip_bad_images=skip_bad_images, workers=workers, progress=progress)
     if cached.bad and not skip_bad_images:  # cached by a run that skipped them; this run asked not to
-        raise UserError(cached.bad[0])
+        raise BadImage(cached.bad[0])
     return cached
 
 

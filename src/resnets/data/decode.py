@@ -40,6 +40,11 @@ class ImageError(ValueError):
         self.too_big, self.detail = reason == TOO_BIG, detail
 
 
+class BadImage(UserError):
+    """A file that stops the run as it cannot be decoded. Only commands that accept --skip-bad-images (train) add it
+    to the advice: the others would be telling the user about a flag they do not have."""
+
+
 TOO_BIG = "too big to decode safely"
 UNREADABLE = "cannot decode image"
 
@@ -69,8 +74,8 @@ def decode_image(path: Path) -> np.ndarray:
         return read_rgb(path)
     except ImageError as e:
         if e.too_big:
-            raise UserError(f"{path} is {TOO_BIG} ({e.detail}); remove it or pass --skip-bad-images") from None
-        raise UserError(f"{UNREADABLE} {path} ({e.detail}); replace or remove it, or pass --skip-bad-images") from None
+            raise BadImage(f"{path} is {TOO_BIG} ({e.detail}); remove it") from None
+        raise BadImage(f"{UNREADABLE} {path} ({e.detail}); replace or remove it") from None
 
 
 def decode_files(
@@ -90,7 +95,7 @@ def decode_files(
             bar.update()
             if error is not None:
                 if not skip_bad_images:
-                    raise UserError(error)
+                    raise BadImage(error)
                 bad.append(error)
                 continue
             images.append(image)

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import UserError
+from .decode import BadImage
 from .files import ImageFiles
 from .imageset import ImageSet
 from .rng import seeded_generator
@@ -69,7 +70,7 @@ class TrainLoader:
         self._plan.start = start_iteration
         for iteration, (images, labels, bad) in zip(itertools.count(start_iteration), self._loader):
             if bad and not self.skip_bad_images:
-                raise UserError(bad[0])
+                raise BadImage(bad[0])
             yield iteration, images, labels, len(bad)
 
 

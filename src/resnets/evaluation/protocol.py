@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,18 @@ def evaluate_models(
     classes = _ensemble_classes(models, names)
     if split != "test":
         _check_same_holdout(models, names)
-    source = evaluation_split(data, split, config, classes, labels_file=labels_file, workers=workers, progress=progress)
+    source = evaluation_split(
+        data,
+        split,
+        config,
+        classes,
+        labels_file=labels_file,
+        train_images=models[0].train_images,
+        workers=workers,
+        progress=progress,
+    )
+    if isinstance(source, ImageSet):  # images of one size, CIFAR's 32x32
+        _warn_if_upsampled(list(made), min(source.images.shape[-2:]), resize, scales)
     for model, name in zip(models, names):
         if model.model.config.num_classes != len(source.classes):
             raise UserError(
@@ -137,6 +149,19 @@ def format_result(result: dict[str, Any], name: str) -> str:
             "classes' images, predictions of any class counted"
         )
     return "\n".join(lines)
+
+
+def _warn_if_upsampled(views: list[str], side: int, resize: int, scales: tuple[int, ...]) -> None:
+    """One line on stderr when a view enlarges images of shorter side `side`: center, 10crop and multiscale are the
+    photo views of Sec. 3.4, and a 32-pixel CIFAR image under them is interpolated up to 256 pixels or more."""
+    sides = {"center": resize, "10crop": resize, "multiscale": max(scales, default=0)}
+    enlarged = [f"{view} ({sides[view]} px)" for view in views if sides.get(view, 0) > side]
+    if enlarged:
+        print(
+            f"warning: the {side}-pixel images are upsampled for the {', '.join(enlarged)} view"
+            f"{'s' * (len(enlarged) > 1)}; CIFAR models are tested on the image as it is (--views full, Sec. 4.2)",
+            file=sys.stderr,
+        )
 
 
 def _ensemble_classes(models: list[TrainedModel], labels: list[str]) -> list[str]:

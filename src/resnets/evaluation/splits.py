@@ -16,6 +16,7 @@ def evaluation_split(
     classes: list[str],
     *,
     labels_file: Path | None = None,
+    train_images: int | None = None,
     workers: int | None = None,
     progress: bool = True,
 ) -> ImageSet | ImageFiles:
@@ -28,6 +29,7 @@ def evaluation_split(
 
     `classes` is the model's class list (TrainedModel.classes): labels index it and only the folders read are needed
     (ROOT/test alone for 'test'). Empty: the model's classes are unknown and the data's order is taken.
+    `train_images`, the run's count (its checkpoints record it), checks that a rebuilt split is the run's.
     """
     labels_file = labels_file or train_config.get("val_labels")  # the run's own, for its flat val folder
     cifar_run = bool(train_config) and train_config.get("augmentation", "cifar") == "cifar"
@@ -51,5 +53,10 @@ def evaluation_split(
             )
         return load(split, labels_file if split == "val" else None)
     full = load("train")
+    if train_images is not None and len(full) - val_size != train_images:  # else other images would be held out
+        raise UserError(
+            f"--data {data} is not the data this model was trained on: its train split has {len(full)} images, the "
+            f"run's had {train_images + val_size} ({train_config.get('data')}); pass the run's --data, or --split test"
+        )
     train_idx, val_idx = train_val_split(full.labels, val_size, train_config.get("split_seed", 0))
     return full.subset(val_idx if split == "val" else train_idx)

@@ -10,7 +10,7 @@ from typing import Any
 from ..analysis.output import write_text
 from ..checkpoints import FINAL, LAST, latest_checkpoint
 from ..errors import UserError
-from ..training.config import TrainConfig, resolve_config
+from ..training.config import TrainConfig, flag, resolve_config
 from ..training.loop import train
 from ..weights import export_safetensors, load_trained
 
@@ -66,7 +66,7 @@ def check_agrees(config: TrainConfig) -> None:
     for key, wanted in config.to_dict().items():
         if key not in MECHANICS and saved[key] != wanted:
             raise UserError(
-                f"{path} has {key}={saved[key]!r} but this experiment asks for {key}={wanted!r}; "
+                f"{path} was trained with {flag(key)} {saved[key]} but this experiment asks for {flag(key)} {wanted}; "
                 "rerun with the same settings or choose another --out"
             )
 

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..atomic import check_writable
 from ..errors import UserError
 
 FORMATS = (".csv", ".jsonl")
@@ -61,4 +62,5 @@ def open_writer(out: str, top_k: int, *, overwrite: bool = False) -> ResultWrite
         raise UserError(f"--out {out} exists; pass --overwrite to replace it, or choose another file")
     if not path.parent.is_dir():
         raise UserError(f"--out {out}: folder {path.parent} does not exist")
+    check_writable(path.parent, f"--out {out}")
     return ResultWriter(path, top_k)
