@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import SHARED
+from tests.conftest import shared_archive
 
 SLICE = Path(__file__).parent / "data" / "bccd"
 
@@ -100,10 +100,7 @@ def coco(tmp_path: Path) -> Path:
 
 
 def extract_voc(archive_name: str, dest: Path) -> Path:
-    """A real VOC set from the shared folder (skipped where it is absent)."""
-    archive = SHARED / archive_name
-    if not archive.exists():
-        pytest.skip(f"{archive} is not available")
-    with tarfile.open(archive) as tar:
+    """A full real VOC set from the shared folder (skipped where it is absent: tests/conftest.py shared_archive)."""
+    with tarfile.open(shared_archive(archive_name)) as tar:
         tar.extractall(dest, filter="data")
     return next(p for p in dest.iterdir() if p.is_dir())

@@ -1,4 +1,4 @@
-"""Real Imagenette photos for the ImageNet-size views (real slices of the shared data: tests/conftest.py)."""
+"""Real Imagenette photos for the ImageNet-size views (from the slice shipped in tests/fixtures: tests/conftest.py)."""
 
 from __future__ import annotations
 
