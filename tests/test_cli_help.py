@@ -47,7 +47,8 @@ def test_every_flag_of_every_command_has_a_help_line():
 
 def test_every_subcommand_has_a_line_in_its_parents_help():
     entries = dict(subcommand_entries(build_parser()))
-    for name in ("train", "evaluate", "export", "experiment", "analyze", "report", "list", "summary", "predict"):
+    names = ("train", "evaluate", "export", "experiment", "analyze", "report", "list", "summary", "predict", "serve")
+    for name in (*names, "detect"):
         assert entries[(name,)], name
     assert all((help or "").strip() for help in entries.values()), entries
     # Nested ones too: experiment degradation|table6, analyze responses, detect train|evaluate|predict.
