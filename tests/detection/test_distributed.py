@@ -28,13 +28,24 @@ def rows(run) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def test_two_processes_train_as_one_with_the_same_global_batch_and_resume_with_one(voc, tmp_path):
+# The paper's frozen BN (fixed affine layers: nothing to share), and the default without backbone weights, BN that
+# trains, normalising over the global batch (the trunk's images, and the head's RoIs, unequal in number per rank).
+# fp32 sums in another order differ by rounding; the steps after that can amplify it, as a proposal that crosses a
+# top-k, NMS or IoU boundary changes the RoIs sampled, most with BN that trains (two single-process runs from
+# weights 4e-7 apart: 7e-6 one step later, 1.6e-4 two steps later, at lr 0.002). So that variant runs at lr 0.002,
+# where unsynchronised BN is off by 1e-4 and more, and is compared after two steps, without the resume.
+BN = {"frozen": ["--set", "frozen_bn=true", "--set", "freeze_at=2"], "trained": ["--lr", "0.002"]}
+
+
+@pytest.mark.parametrize("bn", BN)
+def test_two_processes_train_as_one_with_the_same_global_batch(voc, tmp_path, bn):
     two, one, log = tmp_path / "two", tmp_path / "one", tmp_path / "torchrun.log"
+    tiny = [*TINY, *BN[bn]]
     command = [*TORCHRUN, "-m", "resnets", "detect", "train", "--data", str(voc), "--out", str(two), "--iters", "2"]
-    with launched([*command, *TINY], log) as agent:
+    with launched([*command, *tiny], log) as agent:
         assert agent.wait(TIMEOUT) == 0, log.read_text()[-3000:]
     assert log.read_text().count("iteration 2: loss") == 1  # rank 0 alone prints
-    assert main(["detect", "train", "--data", str(voc), "--out", str(one), "--iters", "2", *TINY]) == 0
+    assert main(["detect", "train", "--data", str(voc), "--out", str(one), "--iters", "2", *tiny]) == 0
     # metrics.csv is written once (rank 0), and its loss is the global batch's: the mean over both ranks.
     assert [r["iteration"] for r in rows(two)] == [1, 2]
     for a, b in zip(rows(two), rows(one), strict=True):
@@ -43,19 +54,26 @@ def test_two_processes_train_as_one_with_the_same_global_batch_and_resume_with_o
 
     def weights(run):
         state = load_checkpoint(run / "last.pt")
-        return state["iteration"], state["model"]
+        assert state["iteration"] == iters
+        return state["model"]
 
     def assert_close(a, b):
         assert list(a) == list(b)  # the bare module's keys, no DDP "module." prefix
         for key, value in b.items():
-            torch.testing.assert_close(a[key], value, rtol=1e-4, atol=1e-5, msg=key)
+            if "running_" in key:  # BN's running means and variances: relative to their size
+                torch.testing.assert_close(a[key], value, rtol=1e-3, atol=1e-4, msg=key)
+            else:
+                torch.testing.assert_close(a[key], value, rtol=0, atol=1e-5, msg=key)
 
-    (i, at_2), (j, one_at_2) = weights(two), weights(one)
-    assert i == j == 2
-    assert_close(at_2, one_at_2)
-    # One process resumes the two-process run exactly as it continues its own run.
-    for run in (two, one):
-        assert main(["detect", "train", "--data", str(voc), "--out", str(run), "--iters", "3", *TINY, "--resume"]) == 0
-    (_, at_3), (_, one_at_3) = weights(two), weights(one)
-    assert_close(at_3, one_at_3)
-    assert sum(not torch.equal(at_3[k], at_2[k]) for k in at_2) > 20  # the weights compared do train
+    iters = 2
+    at_2 = weights(two)
+    assert_close(at_2, weights(one))
+    if bn == "frozen":  # one process resumes the two-process run exactly as it continues its own run
+        iters = 3
+        for run in (two, one):
+            assert (
+                main(["detect", "train", "--data", str(voc), "--out", str(run), "--iters", "3", *tiny, "--resume"]) == 0
+            )
+        at_3 = weights(two)
+        assert_close(at_3, weights(one))
+        assert sum(not torch.equal(at_3[k], at_2[k]) for k in at_2) > 20  # the weights compared do train

@@ -130,7 +130,7 @@ def tiny_batch(model, seed: int = 0):
 @pytest.mark.parametrize("pooler", ["roi_pool", "roi_align"])
 def test_training_step_gives_four_losses_and_gradients_where_trained(pooler):
     torch.manual_seed(0)
-    model = faster_rcnn("resnet18", num_classes=3, pooler=pooler, **TINY).train()
+    model = faster_rcnn("resnet18", num_classes=3, pooler=pooler, frozen_bn=True, freeze_at=2, **TINY).train()
     batch, sizes, targets = tiny_batch(model)
     assert batch.shape == (2, 3, 96, 128) and sizes == [(96, 128), (80, 96)]
     losses = model(batch, sizes, targets)
@@ -141,6 +141,26 @@ def test_training_step_gives_four_losses_and_gradients_where_trained(pooler):
     for p in (model.trunk.layer3[0].conv1.weight, model.rpn.conv.weight, model.roi_heads.res5[0].conv1.weight):
         assert p.grad is not None and p.grad.abs().sum() > 0
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+def test_a_trunk_without_weights_trains_its_bn_and_starts_near_chance():
+    settings = {**TINY, "pooler_resolution": 4}  # conv5_x on 2x2: cheap for a ResNet-50
+    torch.manual_seed(0)
+    scratch = faster_rcnn("resnet50", num_classes=3, **settings).train()
+    assert (scratch.config.frozen_bn, scratch.config.freeze_at) == (False, 0)
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in scratch.modules())
+    assert all(p.requires_grad for p in scratch.parameters())
+    torch.manual_seed(0)
+    frozen = faster_rcnn("resnet50", num_classes=3, frozen_bn=True, freeze_at=2, **settings).train()  # as asked
+    assert isinstance(frozen.trunk.bn1, FrozenBatchNorm2d) and not frozen.trunk.conv1.weight.requires_grad
+    batch, sizes, targets = tiny_batch(scratch)
+    with torch.no_grad():
+        losses = [model(batch, sizes, targets, [torch.Generator().manual_seed(i) for i in range(2)])["cls"]
+                  for model in (scratch, frozen)]  # fmt: skip
+    # Frozen BN of untrained statistics is the identity: conv4_x's activations grow block by block, and the first
+    # classification loss is far from chance, ln(K + 1) over the 3 classes and background.
+    chance = math.log(4)
+    assert losses[0] < 1.5 * chance < losses[1]
 
 
 def test_detect_returns_at_most_100_boxes_in_image_pixels():
@@ -177,6 +197,7 @@ def test_backbone_weights_from_a_file_and_a_run_folder(tmp_path):
     torch.testing.assert_close(model.trunk.layer3[1].conv2.weight, source.layer3[1].conv2.weight)
     torch.testing.assert_close(model.roi_heads.res5[0].conv1.weight, source.layer4[0].conv1.weight)
     torch.testing.assert_close(model.trunk.bn1.running_var, source.bn1.running_var)
+    assert isinstance(model.trunk.bn1, FrozenBatchNorm2d) and model.config.freeze_at == 2  # the paper's, by default
     assert model.pixel_std.flatten().tolist() == pytest.approx([0.229, 0.224, 0.225])  # torchvision-format file
 
     run = tmp_path / "run"

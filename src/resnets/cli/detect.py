@@ -20,7 +20,11 @@ def _add_detect(p: argparse.ArgumentParser) -> None:
     t.add_argument("--out", required=True, help="the run folder for checkpoints, config.json and metrics.csv")
     t.add_argument("--recipe", help="a detection recipe: detection-voc-paper (the paper's) or a .toml file")
     t.add_argument("--backbone", help="the zoo's network for the trunk (default resnet101)")
-    t.add_argument("--backbone-weights", help="a `resnets train` run folder, a weights file or torchvision-v1")
+    t.add_argument(
+        "--backbone-weights",
+        help="a `resnets train` run folder, a weights file or torchvision-v1; without: a random trunk, trained with "
+        "its BN (frozen_bn=false, freeze_at=0) unless --set says otherwise",
+    )
     t.add_argument("--stride-on", choices=("1x1", "3x3"), help="bottleneck conv that subsamples")
     t.add_argument("--pooler", choices=("roi_pool", "roi_align"), help="RoI pooling (the paper's) or RoIAlign")
     t.add_argument("--min-size", type=int, help="shorter side of the training images in pixels (default 600)")

@@ -6,6 +6,11 @@ import dataclasses
 from dataclasses import dataclass
 
 POOLERS = ("roi_pool", "roi_align")
+# Defaults for a trunk without backbone weights. Random weights have no statistics to freeze: frozen BN is then the
+# identity and activations grow with depth (a ResNet-50's conv4_x output has std ~9 and its first classification
+# loss is ~9, not ln(K + 1)); nor are there learnt features worth fixing. So BN trains and no stage is fixed, unless
+# frozen_bn / freeze_at are set explicitly.
+FROM_SCRATCH = {"frozen_bn": False, "freeze_at": 0}
 
 
 @dataclass
@@ -54,7 +59,8 @@ class FasterRCNNConfig:
     pooler_resolution: int = 14
     sampling_ratio: int = 0  # roi_align: samples per bin side; 0: adaptive, ceil(bin size)
     aligned: bool = True  # roi_align: the half-pixel correction
-    # BN is frozen (Sec. 4.3: "fixed", acting as an affine layer of the pre-training statistics).
+    # BN is frozen (Sec. 4.3: "fixed", acting as an affine layer of the pre-training statistics); without backbone
+    # weights, faster_rcnn() defaults to FROM_SCRATCH instead.
     frozen_bn: bool = True
     freeze_at: int = 2  # 0: train everything; 1: fix conv1; 2: fix conv1 and conv2_x (py-faster-rcnn, Detectron2)
     # Testing (py-faster-rcnn TEST): per-class score threshold, per-class NMS, detections kept per image.

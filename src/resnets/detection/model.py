@@ -10,7 +10,7 @@ from torch import nn
 
 from ..models import ResNet, ResNetConfig
 from .backbone import C4Trunk, backbone_network
-from .config import FasterRCNNConfig
+from .config import FROM_SCRATCH, FasterRCNNConfig
 from .frozen_bn import freeze_batchnorm
 from .heads import Res5ROIHeads
 from .rpn import RPN
@@ -116,8 +116,11 @@ def faster_rcnn(
     """Faster R-CNN C4 on the zoo's `backbone` (any ImageNet-family name), `num_classes` object classes.
 
     `backbone_weights`: None (random), a `resnets train` run folder or .pt, a weights file, or 'torchvision-v1'.
-    `settings`: any FasterRCNNConfig field (defaults: the paper's and py-faster-rcnn's).
+    `settings`: any FasterRCNNConfig field (defaults: the paper's and py-faster-rcnn's; without backbone weights,
+    FROM_SCRATCH's: BN trained, no stage fixed).
     """
+    if backbone_weights is None:
+        settings = {**FROM_SCRATCH, **settings}
     config = FasterRCNNConfig(backbone=backbone, num_classes=num_classes, pooler=pooler, **settings)
     options = {"stride_on": config.stride_on} if config.stride_on else {}
     network, mean, std = backbone_network(backbone, backbone_weights, **options)

@@ -26,7 +26,7 @@ from ..data.rng import seeded_generator
 from ..data.sampler import EpochSampler
 from ..errors import UserError
 from ..runtime import autocast, resolve_device, resolve_precision
-from ..training.distributed import Group
+from ..training.distributed import Group, sync_batchnorm
 from ..training.metrics import MetricsLog
 from .config import FasterRCNNConfig
 from .data import DetectionSet, load_detection_split
@@ -193,14 +193,24 @@ class DetectionTrainer:
             self.model = rebuild(state["detector_config"], state["backbone_config"])
             self.model.load_state_dict(state["model"])
         else:
-            detector = config.detector(len(self.data.classes))
-            settings = {k: v for k, v in detector.to_dict().items() if k not in ("backbone", "num_classes", "pooler")}
+            config.detector(len(self.data.classes))  # a bad setting is a one-line error before anything is built
+            # Only what the user set, so that faster_rcnn() picks the defaults for a trunk without weights.
+            settings = dict(stride_on=config.stride_on, min_size=config.min_size, max_size=config.max_size)
             self.model = faster_rcnn(
-                config.backbone, len(self.data.classes), config.pooler, config.backbone_weights, **settings
+                config.backbone,
+                len(self.data.classes),
+                config.pooler,
+                config.backbone_weights,
+                **settings,
+                **config.model,
             )
         self.model.to(self.device).train()
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if self.group.active and not self.model.config.frozen_bn:
+            # BN that trains normalises over the global batch: 1 or 2 images per process are too few for its
+            # statistics, and with them N processes compute what one does.
+            self.model = sync_batchnorm(self.model, self.device)
         trained = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.SGD(
             trained, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay

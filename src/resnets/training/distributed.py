@@ -133,8 +133,9 @@ def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
 class GlobalBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training-mode statistics are those of the global batch, on any device and backend.
 
-    Every rank must hold the same number of images. Statistics are summed in float32 at least, the variance in
-    a second pass around the global mean (no E[x^2] - E[x]^2 cancellation); eval mode is plain BatchNorm.
+    Ranks may hold different numbers of samples or sizes (a detector's RoIs): the counts are summed with the sums.
+    Statistics are summed in float32 at least, the variance in a second pass around the global mean (no
+    E[x^2] - E[x]^2 cancellation); eval mode is plain BatchNorm.
     """
 
     @classmethod
@@ -149,9 +150,11 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized()):
             return super().forward(x)
-        count = x.numel() // x.shape[1] * dist.get_world_size()
         xf = x.to(torch.promote_types(x.dtype, torch.float32))  # bf16/fp16 activations: statistics in fp32
-        mean = _SumOverRanks.apply(xf.sum((0, 2, 3))) / count
+        local_count = xf.new_tensor([x.numel() // x.shape[1]])  # exact in fp32 below 2^24, else as rounded as a sum
+        summed = _SumOverRanks.apply(torch.cat([xf.sum((0, 2, 3)), local_count]))  # one all-reduce for both
+        count = summed[-1].detach()
+        mean = summed[:-1] / count
         centred = xf - mean[:, None, None]
         var = _SumOverRanks.apply(centred.square().sum((0, 2, 3))) / count
         if self.track_running_stats:
@@ -162,7 +165,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         return y.to(x.dtype)
 
     @torch.no_grad()
-    def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
+    def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: torch.Tensor) -> None:
         self.num_batches_tracked += 1
         momentum = 1 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
         self.running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
