@@ -94,5 +94,6 @@ def test_bad_settings_are_errors() -> None:
     sampler = EpochSampler(10, 2, seed=0)
     with pytest.raises(UserError, match="workers -1"):
         TrainLoader(None, sampler, 0, workers=-1)
-    with pytest.raises(UserError, match=re.escape("scale_range (100, 480)")):
+    with pytest.raises(UserError, match=re.escape("scale_range 100,480 must be two shorter sides")):
         TrainLoader(None, sampler, 0, scale_range=(100, 480))
+

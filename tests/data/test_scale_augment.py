@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from resnets.data import lighting, scale_crop_flip
-from resnets.data.scale_augment import IMAGENET_EIGENVALUES, IMAGENET_EIGENVECTORS, resize
+from resnets.data.scale_augment import (
+    IMAGENET_EIGENVALUES,
+    IMAGENET_EIGENVECTORS,
+    check_scale,
+    resize,
+    shorter_side_size,
+)
 from resnets.errors import UserError
 
 ALMOST_ONE = 1 - 2**-24  # the largest float32 below 1, the top of torch.rand's range
@@ -49,6 +55,16 @@ def test_scale_is_256_plus_the_integer_part_of_u0_times_225(u0: float, side: int
     assert not torch.equal(out, resize(image, (side - 1, side - 1))[:, :224, :224])
 
 
+@pytest.mark.parametrize(
+    ("h", "w", "shorter", "size"), [(4, 5, 2, (2, 3)), (512, 513, 256, (256, 257)), (7, 4, 4, (7, 4))]
+)
+def test_the_longer_side_rounds_halves_up(h: int, w: int, shorter: int, size: tuple[int, int]) -> None:
+    assert shorter_side_size(h, w, shorter) == size
+    image = noise(h, w)
+    out = scale_crop_flip(image, uniforms(0, 0, 0, 0.5), scale_range=(shorter, shorter), crop=min(size))
+    assert torch.equal(out, resize(image, size)[:, : min(size), : min(size)])
+
+
 def test_flip_is_taken_below_one_half_and_can_be_turned_off() -> None:
     image = noise(64, 80)
     plain = scale_crop_flip(image, uniforms(0.3, 0.6, 0.2, 0.5))
@@ -64,10 +80,14 @@ def test_same_uniforms_give_the_same_crop_and_others_differ() -> None:
     assert not torch.equal(scale_crop_flip(image, u), scale_crop_flip(image, (u + 0.25) % 1))
 
 
-@pytest.mark.parametrize("scale_range", [(200, 480), (300, 256)])
-def test_scale_range_must_hold_the_crop_and_be_ordered(scale_range: tuple[int, int]) -> None:
-    with pytest.raises(UserError, match=re.escape(f"scale_range {scale_range}")):
-        scale_crop_flip(noise(8, 8), uniforms(0, 0, 0, 0), scale_range=scale_range)
+@pytest.mark.parametrize("scale_range", [(200, 480), (300, 256), (256,), (256, 300, 480)])
+def test_scale_range_must_hold_the_crop_and_be_ordered(scale_range: tuple[int, ...]) -> None:
+    shown = ",".join(map(str, scale_range))
+    with pytest.raises(UserError, match=re.escape(f"scale_range {shown} must be two shorter sides")):
+        check_scale(scale_range, 224)
+    with pytest.raises(UserError, match=re.escape(f"--scale-range {shown} must be") + ".*--crop-size 224 <="):
+        check_scale(scale_range, 224, names=("--scale-range", "--crop-size"))
+    check_scale((224, 480), 224)
 
 
 def test_lighting_adds_one_rgb_shift_per_image_along_the_eigenvectors_scaled_by_the_eigenvalues() -> None:

@@ -24,6 +24,12 @@ def test_resize_keeps_the_aspect_ratio_with_the_longer_side_rounded(h, w, side, 
     assert resize_shorter(image, min(h, w)) is image  # already that size: untouched
 
 
+def test_a_half_pixel_rounds_up_as_in_training():
+    # 5 * 2 / 4 = 2.5: round() would give 2 (to even), training's scale augmentation gives 3.
+    assert tuple(resize_shorter(ramp(4, 5), 2).shape) == (3, 2, 3)
+    assert tuple(resize_shorter(ramp(5, 4), 2).shape) == (3, 3, 2)
+
+
 def test_full_is_the_image_itself():
     image = ramp(32, 32)
     (stack,) = make_view("full")(image)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .. import paper
 from ..models.registry import CIFAR_PLAIN_DEPTHS, CIFAR_RESNET_DEPTHS, IMAGENET_DEPTHS, VARIANTS
 from .complexity import Complexity, model_complexity
+from .tables import markdown_table
 
 
 def _si(value: float) -> str:
@@ -58,8 +59,6 @@ def paper_table(options: dict | None = None, markdown: bool = True) -> str:
             )
         )
     if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        return "\n".join(lines)
+        return markdown_table(list(header), [list(r) for r in rows])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in [header, *rows])

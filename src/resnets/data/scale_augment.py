@@ -32,14 +32,12 @@ def scale_crop_flip(
     place and flipped with probability 1/2.
     The four uniforms in [0, 1) of `u` pick the length, the crop's row and column, and the flip, so the randomness
     can be drawn elsewhere (the loader's main process) and replayed. flip=False leaves u[3] unused.
+    The range must pass `check_scale`, which the loader checks once rather than per image.
     """
-    check_scale(scale_range, crop)
     low, high = scale_range
     u0, u1, u2, u3 = (float(v) for v in u)
     shorter = min(low + math.floor(u0 * (high - low + 1)), high)  # a uniform integer in [low, high]
-    h, w = image.shape[1:]
-    # The longer side keeps the aspect ratio, rounded to the nearest pixel.
-    size = (shorter, math.floor(w * shorter / h + 0.5)) if h <= w else (math.floor(h * shorter / w + 0.5), shorter)
+    size = shorter_side_size(*image.shape[1:], shorter)
     resized = resize(image, size)
     y = min(math.floor(u1 * (size[0] - crop + 1)), size[0] - crop)
     x = min(math.floor(u2 * (size[1] - crop + 1)), size[1] - crop)
@@ -47,11 +45,27 @@ def scale_crop_flip(
     return out.flip(2) if flip and u3 < 0.5 else out
 
 
-def check_scale(scale_range: tuple[int, int], crop: int) -> None:
-    """A UserError unless scale_range is (low, high) with crop <= low <= high: every scale must hold a crop."""
-    low, high = scale_range
-    if not 0 < crop <= low <= high:
-        raise UserError(f"scale_range {scale_range} must be ordered, with both at least the crop size {crop}")
+def shorter_side_size(h: int, w: int, shorter: int) -> tuple[int, int]:
+    """The (height, width) that makes the shorter side of an h x w image `shorter`, keeping the aspect ratio.
+
+    The longer side is rounded to the nearest pixel, halves up (floor(x + 0.5)); Python's round() would send
+    halves to the even side, so a 512 x 333 photo at 256 would become 256 x 166 rather than 256 x 167.
+    Training's scale augmentation and the test views both size images here, so they agree.
+    """
+    if h <= w:
+        return shorter, math.floor(w * shorter / h + 0.5)
+    return math.floor(h * shorter / w + 0.5), shorter
+
+
+def check_scale(scale_range: tuple[int, ...], crop: int, names: tuple[str, str] = ("scale_range", "crop")) -> None:
+    """A UserError unless scale_range is (low, high) with crop <= low <= high: every scale must hold a crop.
+
+    The one rule for the range; `names` are the caller's words for the two values (the CLI's flags).
+    """
+    low, high = (tuple(scale_range) + (0, 0))[:2]
+    if len(scale_range) != 2 or not 0 < crop <= low <= high:
+        shown = ",".join(map(str, scale_range))
+        raise UserError(f"{names[0]} {shown} must be two shorter sides LOW,HIGH with {names[1]} {crop} <= LOW <= HIGH")
 
 
 def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

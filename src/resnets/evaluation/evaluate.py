@@ -52,17 +52,16 @@ class Member:
 
 @dataclass(frozen=True)
 class ViewResult:
-    """One view's errors in percent, the mean cross-entropy of the averaged softmax, and its forward seconds."""
+    """One view's errors in percent, its image count and its forward seconds."""
 
     top1_error: float
     top5_error: float
-    loss: float
     images: int
     seconds: float
 
     def to_dict(self) -> dict[str, float | int]:
         """The JSON fields of `resnets evaluate`: errors, images and seconds."""
-        return {k: v for k, v in asdict(self).items() if k != "loss"}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -84,9 +83,8 @@ def evaluation_positions(count: int, limit: int | None) -> torch.Tensor:
 
     Fixed, so every model, view and rerun sees the same images and results compare; spread out, since image-folder
     splits are sorted by class and their first N images would cover only the first classes.
+    `limit` is None or at least 1: evaluate_protocol checks the user's --limit once, before any data is decoded.
     """
-    if limit is not None and limit < 1:
-        raise UserError(f"--limit {limit} must be a positive number of images")
     n = count if limit is None else min(limit, count)
     return torch.arange(n) * count // max(n, 1)
 
@@ -169,7 +167,7 @@ def validation_error(
 ) -> dict[str, float | int]:
     """The trainer's validation: one model under one view (`full` for CIFAR, `center` with `resize`, `crop` for photos).
 
-    Returns top1_error and top5_error (percent), loss (mean cross-entropy) and images.
+    Returns top1_error and top5_error (percent) and images.
     """
     result = evaluate_views(
         [Member(model, mean, std)],
@@ -185,7 +183,6 @@ def validation_error(
     return {
         "top1_error": result.top1_error,
         "top5_error": result.top5_error,
-        "loss": result.loss,
         "images": result.images,
     }
 
@@ -348,19 +345,16 @@ class _Scores:
         return self.sums[name] / self.terms[name][:, None]
 
     def result(self, name: str, labels: torch.Tensor) -> ViewResult:
-        """Top-1 and top-5 error (percent) and the cross-entropy of the averaged softmax."""
+        """Top-1 and top-5 error (percent) of the averaged softmax."""
         n = len(labels)
         if n == 0:
-            return ViewResult(math.nan, math.nan, math.nan, 0, self.seconds[name])
+            return ViewResult(math.nan, math.nan, 0, self.seconds[name])
         scores = self.averaged(name)
         top = scores.topk(min(5, scores.shape[1]), dim=1).indices
         hits = top == labels[:, None]
-        true = scores.gather(1, labels[:, None]).squeeze(1)
-        loss = -true.clamp_min(torch.finfo(torch.float32).tiny).log().mean()
         return ViewResult(
             top1_error=100.0 * (1 - int(hits[:, 0].sum()) / n),
             top5_error=100.0 * (1 - int(hits.any(1).sum()) / n),
-            loss=float(loss),
             images=n,
             seconds=self.seconds[name],
         )

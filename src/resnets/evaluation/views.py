@@ -14,6 +14,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
+from ..data.scale_augment import shorter_side_size
 from ..errors import UserError
 
 View = Callable[[torch.Tensor], list[torch.Tensor]]
@@ -28,12 +29,12 @@ FLAGS_OF = {"--crop": ("center", "10crop"), "--resize": ("center", "10crop"), "-
 
 
 def resize_shorter(images: torch.Tensor, side: int) -> torch.Tensor:
-    """Resize so the shorter side is `side` pixels, keeping the aspect ratio (the longer side rounded).
+    """Resize so the shorter side is `side` pixels, keeping the aspect ratio (data.scale_augment.shorter_side_size).
 
     Bilinear with antialiasing, so downscaling averages over the source pixels as a photo resize does.
     """
     h, w = images.shape[-2:]
-    size = (side, round(w * side / h)) if h <= w else (round(h * side / w), side)
+    size = shorter_side_size(h, w, side)
     if size == (h, w):
         return images
     flat = images.reshape(-1, *images.shape[-3:])

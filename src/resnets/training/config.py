@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write
+from ..data.scale_augment import check_scale
 from ..errors import UserError
 from ..models import list_models, model_config
 from ..releases import RELEASES
@@ -215,12 +216,7 @@ class TrainConfig:
             raise UserError(f"--epochs {self.epochs} must be positive (or left out to count iterations)")
         if self.workers is not None and self.workers < 0:
             raise UserError(f"--workers {self.workers} must be 0 (decode in the training process) or more")
-        low, high = (self.scale_range + (0, 0))[:2]
-        if len(self.scale_range) != 2 or not self.crop_size <= low <= high:
-            raise UserError(
-                f"--scale-range {','.join(map(str, self.scale_range))} must be two shorter sides LOW,HIGH with "
-                f"--crop-size {self.crop_size} <= LOW <= HIGH"
-            )
+        check_scale(self.scale_range, self.crop_size, names=(flag("scale_range"), flag("crop_size")))
         if not 0 < self.lr_decay <= 1:
             raise UserError(f"--lr-decay {self.lr_decay} must be in (0, 1]")
         if self.momentum >= 1:
