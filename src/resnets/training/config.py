@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write
-from ..data.scale_augment import check_scale
 from ..errors import UserError
 from ..models import list_models, model_config
 from ..releases import RELEASES
@@ -216,6 +215,8 @@ class TrainConfig:
             raise UserError(f"--epochs {self.epochs} must be positive (or left out to count iterations)")
         if self.workers is not None and self.workers < 0:
             raise UserError(f"--workers {self.workers} must be 0 (decode in the training process) or more")
+        from ..data.scale_augment import check_scale  # here: resnets.data loads the DataLoader, config stays light
+
         check_scale(self.scale_range, self.crop_size, names=(flag("scale_range"), flag("crop_size")))
         if not 0 < self.lr_decay <= 1:
             raise UserError(f"--lr-decay {self.lr_decay} must be in (0, 1]")
