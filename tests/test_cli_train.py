@@ -100,3 +100,19 @@ def test_list_flags_parse_as_lists():
 
     args = build_parser().parse_args(["train", "--milestones", "0.3,0.6", "--scale-range", "256,480", "--out", "x"])
     assert (args.milestones, args.scale_range) == ([0.3, 0.6], [256, 480])
+
+
+def test_train_without_data_downloads_cifar10_into_resnets_data(tmp_path, monkeypatch, capsys):
+    import resnets.training.loop as loop
+
+    calls = []
+
+    def refuse(root, progress=True):
+        calls.append(root)
+        raise loop.UserError("offline")
+
+    monkeypatch.setenv("RESNETS_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr(loop, "download_cifar10", refuse)
+    assert main(["train", "--out", str(tmp_path / "run"), *TINY]) == 2
+    assert calls == [tmp_path / "data"] and "offline" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "config.json").exists()

@@ -78,7 +78,7 @@ def test_settings_are_recorded(experiment):
 
 
 def test_other_settings_are_refused_naming_the_folder(experiment, cifar_small):
-    message = r"plain20/config.json was trained with --iters 4 but this experiment asks for --iters 5"
+    message = r"--iters 5 differs from 4, with which the run in .*plain20 was trained; keep the run's --iters 4"
     with pytest.raises(UserError, match=message):
         degradation("cifar", [20], str(cifar_small), experiment.out, **{**TINY, "iters": 5})
 

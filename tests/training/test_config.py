@@ -165,3 +165,10 @@ def test_named_weights_set_the_architecture_they_were_trained_with():
 )
 def test_validation_interval_of_short_and_long_runs(given, steps_per_epoch, interval):
     assert resolve_config(given).eval_interval(steps_per_epoch) == interval
+
+
+def test_cifar_without_data_resolves_to_the_download_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESNETS_DATA", str(tmp_path))
+    assert resolve_config({}).data == str(tmp_path / "cifar-10-batches-py")  # what config.json records
+    assert resolve_config({"data": "mine"}).data == "mine"
+    assert resolve_config({"recipe": "imagenet-paper"}).data == ""  # no default: the CLI asks for --data

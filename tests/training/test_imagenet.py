@@ -1,6 +1,7 @@
 """The ImageNet pipeline of the training loop (Sec. 3.4) on real Imagenette photos, shrunk to 32x32 crops."""
 
 import csv
+import json
 import shutil
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 from resnets.checkpoints import load_checkpoint
 from resnets.errors import UserError
 from resnets.models import create_model
+from resnets.training.config import resolve_config
 from resnets.training.loop import Trainer, train
 from resnets.weights import IMAGENET_MEAN
 
@@ -46,9 +48,16 @@ def test_colour_noise_shifts_each_image_by_one_rgb_vector(imagenette_small, tmp_
 
 
 def test_epochs_set_the_length_and_validate_once_an_epoch(imagenette_small, tmp_path):
-    train(tiny_imagenet_config(imagenette_small, tmp_path / "run", epochs=2.0, eval_every=0))
+    config = tiny_imagenet_config(imagenette_small, tmp_path / "run", epochs=2.0, eval_every=0)
+    given = config.to_dict()
+    train(config)
     rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
     assert [int(r["iteration"]) for r in rows] == [3, 6]  # 12 images at batch 4: 3 iterations an epoch
+    assert config.to_dict() == given  # the trainer derives the length; the resolved config stays as it was
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (saved["epochs"], saved["iters"]) == (2.0, 6)  # config.json records the iterations trained for
+    # Resuming, or an experiment's fresh resolution (the recipe's iters) against it: the derived length stands.
+    assert resolve_config({}, saved).iters == resolve_config(given, saved).iters == 6
 
 
 def test_plateau_schedule_divides_the_lr_when_validation_stalls(imagenette_small, tmp_path):

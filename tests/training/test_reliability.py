@@ -132,7 +132,11 @@ def test_resume_with_another_model_names_the_setting(cifar_png, tmp_path):
         resolve_config({"model": "plain20"}, saved)
     with pytest.raises(UserError, match="--batch-size 40 differs from 20"):
         resolve_config({"batch_size": 40}, saved)
-    assert resolve_config({"iters": 8, "device": "cpu"}, saved).iters == 8  # a longer run, elsewhere: allowed
+    # The milestones are fractions of --iters: a longer run would move lr drops already taken.
+    with pytest.raises(UserError, match="--iters 8 differs from 2, with which the run in .*; keep the run's --iters 2"):
+        resolve_config({"iters": 8}, saved)
+    elsewhere = resolve_config({"device": "cpu", "data": "/moved", "precision": "fp32"}, saved)  # MECHANICS: allowed
+    assert (elsewhere.device, elsewhere.data, elsewhere.iters) == ("cpu", "/moved", 2)
 
 
 def test_a_foreign_config_json_is_not_replaced_unasked(cifar_png, tmp_path):

@@ -88,10 +88,8 @@ def run_train(args: argparse.Namespace) -> None:
     """Train (or resume) a run; writes checkpoints and metrics.csv into --out."""
     from pathlib import Path
 
-    from ..data import download_cifar10
     from ..data.decode import BadImage
     from ..training.config import resolve_config
-    from ..training.distributed import process_group
     from ..training.loop import train
 
     given = {k: v for k, v in vars(args).items() if v is not None and k not in ("command", "run", "resume", "force")}
@@ -99,17 +97,15 @@ def run_train(args: argparse.Namespace) -> None:
         raise UserError("train needs --out RUN, the folder for checkpoints and metrics")
     if given.get("data") == "":
         raise UserError("--data is empty; pass --data DIR, or leave --data out to download CIFAR-10")
-    config = resolve_config(given, saved_config(Path(given["out"])) if args.resume else None)
-    with process_group(config.device) as group:  # under torchrun; a no-op for a single process
-        if not config.data and config.augmentation == "imagenet":
-            raise UserError(f"recipe {config.recipe} needs --data DIR holding DIR/train/<class>/<image> (as ImageNet)")
-        if not config.data:
-            with group.main_first():  # one download per node; the other processes find it there
-                config.data = str(download_cifar10(default_data_root(), progress=group.is_main))
-        try:
-            train(config, resume=args.resume, force=args.force, group=group)
-        except BadImage as e:  # this command, unlike evaluate or experiment, can skip them
-            raise UserError(f"{e}, or pass --skip-bad-images to skip and count such images") from None
+    # Without --data, CIFAR's is the folder the trainer downloads into (once per node, under torchrun).
+    run = Path(given["out"])
+    config = resolve_config(given, saved_config(run) if args.resume else None, source=str(run / "config.json"))
+    if not config.data:
+        raise UserError(f"recipe {config.recipe} needs --data DIR holding DIR/train/<class>/<image> (as ImageNet)")
+    try:
+        train(config, resume=args.resume, force=args.force)  # enters torchrun's process group, if any
+    except BadImage as e:  # this command, unlike evaluate or experiment, can skip them
+        raise UserError(f"{e}, or pass --skip-bad-images to skip and count such images") from None
 
 
 def saved_config(run) -> dict:
@@ -124,11 +120,3 @@ def saved_config(run) -> dict:
     if not isinstance(saved, dict):
         raise UserError(f"--resume: {path} is not a resnets run config; restore it or start a new run")
     return saved
-
-
-def default_data_root():
-    """Where downloaded data sets go: $RESNETS_DATA, else ~/.cache/resnets/data."""
-    import os
-    from pathlib import Path
-
-    return Path(os.environ.get("RESNETS_DATA", Path.home() / ".cache" / "resnets" / "data"))

@@ -67,6 +67,12 @@ def read_cifar10(folder: Path, split: str, classes: list[str] | None = None) -> 
     return ImageSet(pixels, as_model[labels], classes)
 
 
+def default_cifar10() -> Path:
+    """Where `resnets train` without --data keeps CIFAR-10: $RESNETS_DATA (else ~/.cache/resnets/data)/<folder>."""
+    root = Path(os.environ.get("RESNETS_DATA", Path.home() / ".cache" / "resnets" / "data")).expanduser()
+    return root / CIFAR10_FOLDER
+
+
 def download_cifar10(root: Path, *, url: str = CIFAR10_URL, md5: str = CIFAR10_MD5, progress: bool = True) -> Path:
     """Download and extract the official CIFAR-10 archive into `root`, unless already there; return its folder."""
     root = Path(root).expanduser()

@@ -10,28 +10,10 @@ from typing import Any
 from ..analysis.output import write_text
 from ..checkpoints import FINAL, LAST, latest_checkpoint
 from ..errors import UserError
-from ..training.config import TrainConfig, flag, resolve_config
+from ..training.config import MECHANICS, TrainConfig, resolve_config
 from ..training.loop import train
 from ..weights import export_safetensors, load_trained
 
-# Run mechanics, which may differ between the sessions or machines one experiment spans (a GPU here, a CPU
-# there, the data in another folder). Every other field of a member's config.json must match the experiment.
-MECHANICS = frozenset(
-    {
-        "data",
-        "out",
-        "device",
-        "precision",
-        "compile",
-        "deterministic",
-        "channels_last",
-        "eval_batch_size",
-        "log_every",
-        "tensorboard",
-        "skip_bad_images",
-        "checkpoint_minutes",
-    }
-)
 EXPERIMENT_FILE = "experiment.json"
 
 
@@ -49,26 +31,23 @@ class Experiment:
     overrides: dict[str, Any] = field(default_factory=dict)  # recipe fields, e.g. iters, seed, batch_size
 
     def member_config(self, model: str) -> TrainConfig:
-        """The resolved training configuration of one member, training into OUT/<model>/."""
+        """The resolved training configuration of one member, training into OUT/<model>/.
+
+        A member already trained (a checkpoint or its final weights) continues under resolve_config, which refuses
+        settings other than the run's (only MECHANICS, e.g. the data folder, may differ); one without starts over.
+        """
         values = {**self.overrides, "recipe": self.recipe, "model": model, "data": self.data}
-        return resolve_config({**values, "out": str(self.out / model)})
-
-
-def check_agrees(config: TrainConfig) -> None:
-    """Refuse to continue a member that was trained with other settings (one without a checkpoint starts over)."""
-    path = Path(config.out) / "config.json"
-    if not path.is_file() or not (any(path.parent.glob("*.pt")) or (path.parent / FINAL).is_file()):
-        return
-    try:
-        saved = TrainConfig.from_dict(json.loads(path.read_text()), source=str(path)).to_dict()
-    except ValueError as e:
-        raise UserError(f"{path} is not valid JSON ({e}); delete that member folder to retrain it") from None
-    for key, wanted in config.to_dict().items():
-        if key not in MECHANICS and saved[key] != wanted:
-            raise UserError(
-                f"{path} was trained with {flag(key)} {saved[key]} but this experiment asks for {flag(key)} {wanted}; "
-                "rerun with the same settings or choose another --out"
-            )
+        config = resolve_config({**values, "out": str(self.out / model)})
+        path = Path(config.out) / "config.json"
+        if not path.is_file() or not (any(path.parent.glob("*.pt")) or (path.parent / FINAL).is_file()):
+            return config
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise UserError(f"{path} is not valid JSON ({e}); delete that member folder to retrain it") from None
+        if not isinstance(saved, dict):
+            raise UserError(f"{path} is not a resnets run config; delete that member folder to retrain it")
+        return resolve_config(config.to_dict(), saved, source=str(path))
 
 
 def train_member(config: TrainConfig, position: str) -> None:
@@ -88,9 +67,9 @@ def train_member(config: TrainConfig, position: str) -> None:
 
 def run_members(experiment: Experiment) -> list[Path]:
     """Train every member in turn (resumable); returns their run folders."""
+    # Every member is resolved (and checked against what it was trained with) before any trains: a mismatch
+    # wastes no time.
     configs = [experiment.member_config(model) for model in experiment.members]
-    for config in configs:  # every member is checked before any trains: a mismatch wastes no time
-        check_agrees(config)
     given = {k: v for k, v in experiment.overrides.items() if k not in MECHANICS}
     settings = {
         "experiment": experiment.name,

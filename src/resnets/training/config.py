@@ -32,20 +32,25 @@ LR_SCHEDULES = ("step", "plateau")
 # Fewest iterations between two validations that the user did not ask for (a recipe's interval scaled down with a
 # shortened schedule, or the default): a 30-iteration smoke run must not validate after every step.
 MIN_EVAL_INTERVAL = 50
-# What a resumed run cannot change: the network, what it learns from, and the order it sees the data in. A
-# checkpoint of one cannot continue as another (plain20's weights are no resnet20's; another batch size or split
-# would visit other images at the same iteration).
-RUN_IDENTITY = (
-    "model",
-    "depth",
-    "shortcut",
-    "stride_on",
-    "zero_init_residual",
-    "augmentation",
-    "val_split",
-    "split_seed",
-    "seed",
-    "batch_size",
+# Run mechanics: the only settings that may differ between the sessions of one run (a resume, or an experiment
+# run again): a GPU here, a CPU there, the data in another folder. Every other setting makes the run what it is:
+# another network, split, batch size, seed or schedule cannot continue its checkpoints (the milestones are fractions
+# of --iters, so even a longer --iters would move lr drops already taken).
+MECHANICS = frozenset(
+    {
+        "data",
+        "out",
+        "device",
+        "precision",
+        "compile",
+        "deterministic",
+        "channels_last",
+        "eval_batch_size",
+        "log_every",
+        "tensorboard",
+        "skip_bad_images",
+        "checkpoint_minutes",
+    }
 )
 
 
@@ -384,20 +389,54 @@ def recipe_path(recipe: str) -> Path:
 def resolve_config(
     given: dict[str, Any], saved: dict[str, Any] | None = None, source: str = "config.json"
 ) -> TrainConfig:
-    """The one way to a run's configuration: the recipe's values, its per-model rules, then `given` (e.g. the command
-    line); or, resuming, the run's `saved` config with `given` on top, where the settings that make the run what it
-    is (RUN_IDENTITY) must not change."""
+    """The one way to a run's configuration, for fresh runs, resumes and experiments alike.
+
+    Fresh (`saved` None): the recipe's values, its per-model rules, then `given` (e.g. the command line); CIFAR
+    without --data gets the folder the download fills. Continuing the run whose config.json (`source`) holds
+    `saved`: `given` on top of it, where only MECHANICS may differ from what the run was trained with.
+    """
     if saved is None:
-        return _from_recipe(given)
+        return _with_default_data(_from_recipe(given))
     before = TrainConfig.from_dict(saved, source=source)
-    config = TrainConfig.from_dict({**saved, **given}, source=source)
-    for name in RUN_IDENTITY:
-        if getattr(config, name) != getattr(before, name):
+    values = {**saved, **given}
+    if "iters" in given and "epochs" not in given:
+        values["epochs"] = None  # as in a fresh run, --iters replaces --epochs
+    if values.get("epochs") is not None and values["epochs"] == before.epochs:
+        values["iters"] = before.iters  # derived from the epochs and the data (epoch_iters), not a choice
+    config = TrainConfig.from_dict(values, source=source)
+    for f in fields(TrainConfig):
+        new, old = getattr(config, f.name), getattr(before, f.name)
+        if f.name not in MECHANICS and new != old:
+            name = flag(f.name)
             raise UserError(
-                f"{flag(name)} {getattr(config, name)} differs from {getattr(before, name)}, with which the run in "
-                f"{Path(source).parent} was trained; resume without {flag(name)}, or start a new run in another --out"
+                f"{name} {_shown(new)} differs from {_shown(old)}, with which the run in {Path(source).parent} was "
+                f"trained; keep the run's {name} {_shown(old)}, or start a new run in another --out"
             )
     return config
+
+
+def epoch_iters(config: TrainConfig, steps_per_epoch: int) -> TrainConfig:
+    """The last step of resolution, once the data is known: a run counted in epochs gets its iterations.
+
+    A new config (the given one is left as it is); config.json records the iterations it was trained for.
+    """
+    if not config.epochs:
+        return config
+    return dataclasses.replace(config, iters=max(1, round(config.epochs * steps_per_epoch)))
+
+
+def _shown(value: Any) -> str:
+    """A setting as its flag takes it: 0.5,0.75 for a tuple."""
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def _with_default_data(config: TrainConfig) -> TrainConfig:
+    """CIFAR without --data: the folder that `resnets train` downloads CIFAR-10 into (data.cifar.default_cifar10)."""
+    if config.data or config.augmentation != "cifar":
+        return config
+    from ..data.cifar import default_cifar10  # here: resnets.data loads the DataLoader, config stays light
+
+    return dataclasses.replace(config, data=str(default_cifar10()))
 
 
 def recipe_values(recipe: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..checkpoints import BEST, LAST, latest_checkpoint, save_checkpoint
 from ..data import ImageFiles, ImageSet, TrainLoader, has_split, load_split, open_split, pixel_mean, train_val_split
-from ..data.cifar import find_cifar10
+from ..data.cifar import default_cifar10, download_cifar10, find_cifar10
 from ..data.classes import class_listing
 from ..data.sampler import EpochSampler
 from ..errors import UserError
@@ -31,7 +31,7 @@ from ..models import ResNet, model_config
 from ..runtime import autocast, resolve_device, resolve_precision
 from ..weights import TrainedModel, load_weights, pretrained_model
 from .batches import CifarBatches, ImageNetBatches, center_pixel_mean
-from .config import TrainConfig
+from .config import TrainConfig, epoch_iters
 from .distributed import Group, process_group, sync_batchnorm
 from .lock import run_lock
 from .metrics import MetricsLog
@@ -69,8 +69,11 @@ class TrainData:
 
 def prepare_data(config: TrainConfig, progress: bool = True) -> TrainData:
     """The training images and the validation images: a held-out part of train, or the data's own held-out split
-    (CIFAR: ROOT/test, in memory; ImageNet: ROOT/val, decoded on demand) if it has one."""
+    (CIFAR: ROOT/test, in memory; ImageNet: ROOT/val, decoded on demand) if it has one. CIFAR-10 is downloaded first
+    when the data is the default folder and that is empty."""
     photos = config.augmentation == "imagenet"
+    if not photos and Path(config.data) == default_cifar10() and find_cifar10(default_cifar10()) is None:
+        download_cifar10(default_cifar10().parent, progress=progress)  # a run without --data (resolve_config)
 
     def load(split: str, labels_file: str | None = None) -> ImageSet | ImageFiles:
         if not photos:
@@ -166,8 +169,7 @@ class Trainer:
         self.sampler = EpochSampler(
             len(self.data.train), config.batch_size, config.seed, self.group.rank, self.group.world_size
         )
-        if config.epochs:
-            config.iters = max(1, round(config.epochs * self.sampler.steps_per_epoch))
+        self.config = config = epoch_iters(config, self.sampler.steps_per_epoch)
         if config.lr_schedule == "plateau" and self.data.val is None:
             raise UserError(
                 "--lr-schedule plateau divides the lr when the validation error stalls, but there is no validation "
