@@ -103,16 +103,17 @@ def test_list_flags_parse_as_lists():
 
 
 def test_train_without_data_downloads_cifar10_into_resnets_data(tmp_path, monkeypatch, capsys):
-    import resnets.training.loop as loop
+    import resnets.training.pipeline as pipeline
+    from resnets.errors import UserError
 
     calls = []
 
     def refuse(root, progress=True):
         calls.append(root)
-        raise loop.UserError("offline")
+        raise UserError("offline")
 
     monkeypatch.setenv("RESNETS_DATA", str(tmp_path / "data"))
-    monkeypatch.setattr(loop, "download_cifar10", refuse)
+    monkeypatch.setattr(pipeline, "download_cifar10", refuse)
     assert main(["train", "--out", str(tmp_path / "run"), *TINY]) == 2
     assert calls == [tmp_path / "data"] and "offline" in capsys.readouterr().err
     assert not (tmp_path / "run" / "config.json").exists()

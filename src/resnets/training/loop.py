@@ -21,8 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..checkpoints import BEST, LAST, latest_checkpoint, save_checkpoint
-from ..data import ImageFiles, ImageSet, TrainLoader, has_split, load_split, open_split, pixel_mean, train_val_split
-from ..data.cifar import default_cifar10, download_cifar10, find_cifar10
+from ..data import ImageFiles, ImageSet, train_val_split
 from ..data.classes import class_listing
 from ..data.sampler import EpochSampler
 from ..errors import UserError
@@ -30,11 +29,11 @@ from ..evaluation.evaluate import validation_error
 from ..models import ResNet, model_config
 from ..runtime import autocast, resolve_device, resolve_precision
 from ..weights import TrainedModel, load_weights, pretrained_model
-from .batches import CifarBatches, ImageNetBatches, center_pixel_mean
 from .config import TrainConfig, epoch_iters
 from .distributed import Group, process_group, sync_batchnorm
 from .lock import run_lock
 from .metrics import MetricsLog
+from .pipeline import Pipeline, pipeline_for
 from .schedule import Plateau, learning_rate, warmup_finished
 from .sessions import record_session
 
@@ -67,62 +66,19 @@ class TrainData:
     std: torch.Tensor | None = None
 
 
-def prepare_data(config: TrainConfig, progress: bool = True) -> TrainData:
+def prepare_data(config: TrainConfig, pipeline: Pipeline, progress: bool = True) -> TrainData:
     """The training images and the validation images: a held-out part of train, or the data's own held-out split
-    (CIFAR: ROOT/test, in memory; ImageNet: ROOT/val, decoded on demand) if it has one. CIFAR-10 is downloaded first
-    when the data is the default folder and that is empty."""
-    photos = config.augmentation == "imagenet"
-    if not photos and Path(config.data) == default_cifar10() and find_cifar10(default_cifar10()) is None:
-        download_cifar10(default_cifar10().parent, progress=progress)  # a run without --data (resolve_config)
-
-    def load(split: str, labels_file: str | None = None) -> ImageSet | ImageFiles:
-        if not photos:
-            return load_split(config.data, split, skip_bad_images=config.skip_bad_images, progress=progress)
-        options = dict(decode_cache=config.decode_cache, workers=config.workers, progress=progress)
-        return open_split(
-            config.data, split, labels_file=labels_file, skip_bad_images=config.skip_bad_images, **options
-        )
-
-    full = load("train")
+    (CIFAR: ROOT/test, in memory; ImageNet: ROOT/val, decoded on demand) if it has one."""
+    full = pipeline.load("train", progress=progress)
     if progress and (full.skipped or full.ignored):
         print(f"data: skipped {full.skipped} unreadable images, ignored {full.ignored} non-image files")
     if config.val_split:
         train_idx, val_idx = train_val_split(full.labels, config.val_split, config.split_seed)
         return TrainData(full.subset(train_idx), full.subset(val_idx))
-    held_out = "val" if photos else "test"
     # Only a missing split means no validation set (official CIFAR-10 always has 'test'); a broken one still fails.
-    root = Path(config.data).expanduser()
-    present = has_split(root, held_out) or (held_out == "test" and find_cifar10(root) is not None)
-    return TrainData(full, load(held_out, config.val_labels) if present else None)
-
-
-def training_mean(config: TrainConfig, train: ImageSet | ImageFiles, progress: bool = True) -> torch.Tensor:
-    """The per-pixel mean of the training images (CIFAR), or of their centre views (ImageNet, Sec. 3.4)."""
-    if config.augmentation == "cifar":
-        return pixel_mean(train.images)
-    return center_pixel_mean(
-        train, resize=config.test_resize, crop=config.crop_size, workers=config.decode_workers, progress=progress
-    )
-
-
-def make_batches(
-    config: TrainConfig, data: TrainData, sampler: EpochSampler, device: torch.device
-) -> CifarBatches | ImageNetBatches:
-    """The batch source of the run's augmentation."""
-    if config.augmentation == "cifar":
-        return CifarBatches(config, data.train, sampler, data.mean, data.std, device)
-    loader = TrainLoader(
-        data.train,
-        sampler,
-        config.seed,
-        scale_range=config.scale_range,
-        crop=config.crop_size,
-        flip=config.flip,
-        workers=config.decode_workers,
-        skip_bad_images=config.skip_bad_images,
-        pin_memory=device.type == "cuda",
-    )
-    return ImageNetBatches(config, loader, sampler, data.mean, data.std, device)
+    if not pipeline.has_held_out(Path(config.data).expanduser()):
+        return TrainData(full, None)
+    return TrainData(full, pipeline.load(pipeline.held_out, config.val_labels, progress=progress))
 
 
 def load_initial_weights(model: ResNet, data: TrainData, initial: TrainedModel, source: str) -> str:
@@ -162,8 +118,9 @@ class Trainer:
         if config.deterministic:
             torch.use_deterministic_algorithms(True)
         found = self._find_checkpoint(resume, force)
+        self.pipeline = pipeline_for(config)  # CIFAR's or ImageNet's: chosen once, from `augmentation`
         with self.group.main_first():  # one process per node decodes, caches and downloads; the others read them
-            self.data = prepare_data(config, progress=self.is_main)
+            self.data = prepare_data(config, self.pipeline, progress=self.is_main)
             fine_tune = config.weights and not found
             initial = pretrained_model(config.model, config.weights, **config.model_options()) if fine_tune else None
         self.sampler = EpochSampler(
@@ -262,8 +219,8 @@ class Trainer:
         parallel = self.group.data_parallel(self.model)
         self.forward = torch.compile(parallel) if self.config.compile else parallel
         if self.data.mean is None:  # neither restored nor brought by the initial weights: measure it (once)
-            self.data.mean = training_mean(self.config, self.data.train, progress=self.is_main)
-        self.batches = make_batches(self.config, self.data, self.sampler, self.device)
+            self.data.mean = self.pipeline.mean(self.data.train, progress=self.is_main)
+        self.batches = self.pipeline.batches(self.data.train, self.sampler, self.data.mean, self.data.std, self.device)
         resume_from = self.iteration if resumed else None
         self.metrics = MetricsLog(self.run, resume_from, self.config.tensorboard) if self.is_main else None
 
@@ -320,19 +277,18 @@ class Trainer:
             return None
         if not self.is_main:  # rank 0 validates the model it saves (without --sync-bn, BN buffers differ by rank)
             return self.group.from_main(math.nan)
-        photos = self.config.augmentation == "imagenet"  # the 224 centre crop of the 256 resize; CIFAR: the image
         result = validation_error(
             self.model,
             val,
             self.data.mean,
             std=self.data.std,
-            view="center" if photos else "full",
+            view=self.pipeline.validation_view,
             resize=self.config.test_resize,
             crop=self.config.crop_size,
             device=self.device,
             precision=self.precision,
             batch_size=self.config.eval_batch_size,
-            workers=self.config.decode_workers if photos else 0,
+            workers=self.pipeline.validation_workers,
             channels_last=self.config.channels_last,
             progress=len(val) >= LONG_VALIDATION,
         )
