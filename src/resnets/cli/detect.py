@@ -31,7 +31,9 @@ def _add_detect(p: argparse.ArgumentParser) -> None:
     t.add_argument("--max-size", type=int, help="longer side at most (default 1000)")
     t.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None, help="random horizontal flips")
     t.add_argument("--iters", type=int, help="SGD iterations")
-    t.add_argument("--images-per-batch", type=int, help="images per SGD step (default 1, as py-faster-rcnn)")
+    t.add_argument(
+        "--images-per-batch", type=int, help="images per SGD step, over all processes (default 1, as py-faster-rcnn)"
+    )
     t.add_argument("--lr", type=float, help="base learning rate (default 0.001)")
     t.add_argument("--weight-decay", type=float, help="L2 weight decay (default 1e-4)")
     t.add_argument("--milestones", help="comma-separated fractions of --iters where the lr drops 10x (default 0.75)")

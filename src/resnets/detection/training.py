@@ -61,7 +61,7 @@ class DetectionTrainConfig:
     flip: bool = True  # horizontal flips, each image with probability 1/2
     model: dict[str, Any] = field(default_factory=dict)  # any other FasterRCNNConfig field (e.g. rpn_post_nms_test)
     # SGD as py-faster-rcnn: lr 0.001, momentum 0.9; the ResNet paper's weight decay 1e-4.
-    images_per_batch: int = 1
+    images_per_batch: int = 1  # the global batch: under torchrun split evenly over the processes
     iters: int = 20000
     lr: float = 0.001
     momentum: float = 0.9
