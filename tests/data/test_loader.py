@@ -96,4 +96,3 @@ def test_bad_settings_are_errors() -> None:
         TrainLoader(None, sampler, 0, workers=-1)
     with pytest.raises(UserError, match=re.escape("scale_range 100,480 must be two shorter sides")):
         TrainLoader(None, sampler, 0, scale_range=(100, 480))
-
