@@ -36,7 +36,8 @@ def create_model(name: str, weights: str | None = None, **options: Any) -> ResNe
 
 def load_predictor(checkpoint: str | None = None, **settings: Any):
     """A Predictor (`.predict(images)`) for a run folder or checkpoint, an ONNX file (`onnx=`), or `model=` with
-    `weights=`; preprocessing is evaluate's for the same model and view (see resnets.inference.load_predictor)."""
+    `weights=`; preprocessing is evaluate's for the same model and view; `backend=` "auto" (ONNX Runtime where exact
+    on the CPU, else PyTorch), "torch" or "onnx" (see resnets.inference.load_predictor)."""
     from .inference import load_predictor  # the inference stack only when asked for
 
     return load_predictor(checkpoint, **settings)

@@ -25,6 +25,17 @@ MAX_BYTES = 200_000
 MAX_PIXELS = 100_000
 
 
+@pytest.fixture(scope="session")
+def _onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("serve-cache")
+
+
+@pytest.fixture(autouse=True)
+def _shared_cache(_onnx_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every server here loads the same checkpoint: one cache for them all, so its ONNX export (seconds) runs once."""
+    monkeypatch.setenv("RESNETS_CACHE", str(_onnx_cache))
+
+
 @dataclass
 class Server:
     """A running server: its base URL and process (its stderr goes to `log`)."""

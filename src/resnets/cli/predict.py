@@ -26,6 +26,13 @@ def add_model_source(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--precision", default="fp32", choices=("auto", "fp32", "bf16", "fp16"), help="forward precision (autocast)"
     )
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "torch", "onnx"),
+        help="what runs the network: default auto = ONNX Runtime where it is the measured fastest correct path "
+        "(CPU, fp32, one input size; exported once and cached), else PyTorch; see the README table",
+    )
 
 
 def predictor_from(args: argparse.Namespace):
@@ -49,6 +56,7 @@ def predictor_from(args: argparse.Namespace):
         batch_size=args.batch_size,
         device=args.device,
         precision=args.precision,
+        backend=args.backend,
     )
 
 

@@ -106,6 +106,7 @@ def run_serve(args: argparse.Namespace) -> None:
             "batch_size": args.batch_size,
             "device": args.device,
             "precision": args.precision,
+            "backend": args.backend,
         },
         "settings": vars(settings),
     }

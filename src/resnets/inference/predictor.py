@@ -8,6 +8,7 @@ evaluate's error on it.
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -58,7 +59,8 @@ class Predictor:
     """A trained model that predicts classes of images, preprocessed as `resnets evaluate` preprocesses them.
 
     `view` is one of evaluate's test views (default: the run's, `full` for CIFAR runs, else `center`); `resize`,
-    `crop` and `scales` default to the run's as in evaluate. `channels_last` False: NCHW inputs (ONNX Runtime).
+    `crop` and `scales` default to the run's as in evaluate. `channels_last` False: NCHW inputs (ONNX Runtime);
+    `backend` names what runs the network ("torch" or "onnxruntime"), as /info reports it.
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class Predictor:
         batch_size: int = 64,
         channels_last: bool = True,
         source: str = "",
+        backend: str = "torch",
     ):
         if isinstance(trained.model, ResNet) and trained.model.config.features_only:
             raise UserError(f"{source or trained.name} is a features_only backbone; predict needs a classifier")
@@ -85,7 +88,7 @@ class Predictor:
         self.view = make_view(self.view_name, resize=self.resize, crop=self.crop, scales=scales)
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
-        self.batch_size, self.channels_last = batch_size, channels_last
+        self.batch_size, self.channels_last, self.backend = batch_size, channels_last, backend
         self.classes = class_names(trained)
         self.labels = [display_name(c) for c in self.classes]
         model = trained.model.to(self.device).eval()
@@ -105,6 +108,7 @@ class Predictor:
             "input_size": [self.crop, self.crop] if self.view_name != "full" else list(mean.shape[-2:]),
             "device": str(self.device),
             "precision": self.precision,
+            "backend": self.backend,
         }
 
     def scores(self, images: Sequence[ImageLike]) -> torch.Tensor:
@@ -200,6 +204,9 @@ def _decode(path: Path) -> tuple[torch.Tensor | None, str | None]:
         return None, f"{path}: {e}"
 
 
+BACKENDS = ("auto", "torch", "onnx")
+
+
 def load_predictor(
     checkpoint: str | Path | None = None,
     *,
@@ -207,28 +214,85 @@ def load_predictor(
     weights: str | None = None,
     onnx: str | Path | None = None,
     options: dict[str, Any] | None = None,
+    backend: str = "auto",
     **settings: Any,
 ) -> Predictor:
     """A Predictor for a run folder or checkpoint file, `model` built with `weights`, or an ONNX file.
 
     `settings` go to Predictor (view, device, precision, batch_size, ...); `options` build `model` (shortcut, ...).
+    `backend` "auto" runs a checkpoint or weights with ONNX Runtime where that is exact and installed (see
+    `_onnx_unfit`), since it measured fastest of the fp32-exact paths on CPU (README, "Use a trained model");
+    "torch" always runs PyTorch; "onnx" insists on ONNX Runtime.
     """
+    if backend not in BACKENDS:
+        raise UserError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
     given = [name for name, value in (("--checkpoint", checkpoint), ("--onnx", onnx), ("--weights", weights)) if value]
     if len(given) != 1:
         raise UserError("pass exactly one of --checkpoint RUN_OR_FILE, --onnx FILE, or --model NAME --weights W")
     if onnx is not None:
         from .onnx_runtime import load_onnx  # onnxruntime only when asked for
 
+        if backend == "torch":
+            raise UserError("--onnx FILE runs with ONNX Runtime; drop --backend torch (or pass --checkpoint)")
         if settings.get("precision", "fp32") not in ("fp32", "auto"):
             raise UserError("an ONNX model runs in fp32; drop --precision")
-        settings = {**settings, "precision": "fp32", "channels_last": False, "device": "cpu"}
-        return Predictor(load_onnx(Path(onnx)), source=str(onnx), **settings)
+        return Predictor(load_onnx(Path(onnx)), source=str(onnx), **_onnx_settings(settings))
     if checkpoint is not None:
-        return Predictor(load_trained(checkpoint), source=str(checkpoint), **settings)
-    if model is None:
+        trained, source = load_trained(checkpoint), str(checkpoint)
+    elif model is None:
         raise UserError("--weights W needs --model NAME to say how to build the network")
+    else:
+        try:
+            trained = pretrained_model(model, weights, **(options or {}))
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        source = f"{weights} ({model})"
+    predictor = Predictor(trained, source=source, **settings)  # checks the model and settings, resolves the view
+    if backend == "torch":
+        return predictor
+    reason = _onnx_unfit(predictor, settings.get("precision", "fp32"))
+    if reason is not None:
+        if backend == "onnx":
+            raise UserError(f"--backend onnx: {reason}; drop --backend onnx to run PyTorch")
+        return predictor
+    from .onnx_cache import cached_onnx
+    from .onnx_runtime import load_onnx
+
     try:
-        trained = pretrained_model(model, weights, **(options or {}))
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    return Predictor(trained, source=f"{weights} ({model})", **settings)
+        path = cached_onnx(trained)
+    except UserError as e:  # a graph that fails export's checks is not the correct path; PyTorch still is
+        if backend == "onnx":
+            raise
+        warnings.warn(f"{source}: running PyTorch, since {e}", stacklevel=2)
+        return Predictor(trained, source=source, **settings)  # afresh: the export left the model contiguous
+    return Predictor(load_onnx(path), source=source, **_onnx_settings(settings))
+
+
+def _onnx_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    return {**settings, "precision": "fp32", "channels_last": False, "device": "cpu", "backend": "onnxruntime"}
+
+
+def _onnx_unfit(predictor: Predictor, precision: str) -> str | None:
+    """Why ONNX Runtime cannot give this predictor's scores exactly and fast, or None when it can.
+
+    The exported graph is fp32 on the CPU, at one input size (its pooling window is traced at it): so a CUDA device,
+    autocast (bf16/fp16/auto) and views with crops of other sizes (multiscale, or `full` without a fixed-size
+    per-pixel mean) stay with PyTorch.
+    """
+    from .onnx_cache import missing_dependency
+    from .onnx_export import input_size
+
+    missing = missing_dependency()
+    if missing is not None:
+        return f"ONNX Runtime needs {missing}: pip install 'resnets[deploy]'"
+    if predictor.device.type != "cpu":
+        return f"the network runs on {predictor.device}, and ONNX Runtime here runs on the CPU"
+    if precision != "fp32":
+        return f"--precision {precision} asks for autocast, and the ONNX graph is fp32"
+    size = input_size(predictor.trained)
+    mean = predictor.trained.pixel_mean
+    fixed = mean.dim() == 3 and tuple(mean.shape[-2:]) != (1, 1)  # a per-pixel mean: every input has its size
+    crops = {"full": size if fixed else None, "center": (predictor.crop,) * 2, "10crop": (predictor.crop,) * 2}
+    if crops.get(predictor.view_name) != size:
+        return f"the {predictor.view_name} view's crops are not all the model's {size[0]}x{size[1]} input"
+    return None
