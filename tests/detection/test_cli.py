@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from resnets.cli import main
-from resnets.detection.training import DetectionTrainConfig, recipe_values
+from resnets.detection.training import DetectionTrainConfig
+from resnets.training.config import recipe_values
 
 # A few RoIs, small anchors and 48-64 px images: an iteration takes about a second on one core.
 SMALL = [

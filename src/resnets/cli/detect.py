@@ -82,7 +82,8 @@ def run_detect(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from ..detection.training import DetectionTrainConfig, DetectionTrainer, recipe_values
+    from ..detection.training import DetectionTrainConfig, DetectionTrainer
+    from ..training.config import recipe_values
     from ..training.distributed import process_group
 
     flags = ("data", "split", "out", "backbone", "backbone_weights", "stride_on", "pooler", "min_size", "max_size")

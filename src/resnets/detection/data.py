@@ -129,16 +129,23 @@ def load_detection_split(
                 problem = f"{xml}: box {box} has zero area"
             elif box[0] < 0 or box[1] < 0 or box[2] > width + 1 or box[3] > height + 1:
                 problem = f"{xml}: box {box} lies outside the {width}x{height} image"
-            if problem:
-                if not skip_bad_images:
-                    raise UserError(f"{problem}; {SKIP_HINT}")
-                dataset.skipped_boxes.append(problem)
+            if _rejected(dataset, problem, skip_bad_images):
                 continue
             boxes.append(box)
             labels.append(dataset.classes.index(name))
             difficult.append(hard)
         _add(dataset, image_id, file, width, height, boxes, labels, difficult, skip_bad_images, allow_empty)
     return _nonempty(dataset, root, split)
+
+
+def _rejected(dataset: DetectionSet, problem: str | None, skip_bad_images: bool) -> bool:
+    """Whether a box with `problem` is left out (counted under --skip-bad-images); without it, the problem stops."""
+    if problem is None:
+        return False
+    if not skip_bad_images:
+        raise UserError(f"{problem}; {SKIP_HINT}")
+    dataset.skipped_boxes.append(problem)
+    return True
 
 
 def _add(dataset, image_id, file, width, height, boxes, labels, difficult, skip_bad_images, allow_empty) -> None:
@@ -257,10 +264,7 @@ def _read_coco(root: Path, split: str, classes, skip_bad_images: bool, allow_emp
                 problem = f"{path}: box {obj['bbox']} of image {info['id']} has zero area"
             elif x < 0 or y < 0 or x + w > width + 1 or y + h > height + 1:
                 problem = f"{path}: box {obj['bbox']} lies outside image {info['id']} ({width}x{height})"
-            if problem:
-                if not skip_bad_images:
-                    raise UserError(f"{problem}; {SKIP_HINT}")
-                dataset.skipped_boxes.append(problem)
+            if _rejected(dataset, problem, skip_bad_images):
                 continue
             boxes.append(box)
             labels.append(dataset.classes.index(name))

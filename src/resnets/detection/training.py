@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,13 +32,7 @@ from .data import DetectionSet, load_detection_split
 from .model import FasterRCNN, faster_rcnn, rebuild
 from .transforms import flip_boxes, resize_image, resize_scale, resized_size
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 KIND = "faster-rcnn-c4"
-RECIPES_DIR = Path(__file__).resolve().parents[1] / "configs"
 LOSSES = ("rpn_cls", "rpn_box", "cls", "box")
 COLUMNS = ("iteration", "lr", "loss", *LOSSES, "images_per_sec")
 FLIP_STREAM, SAMPLE_STREAM = 11, 12  # random streams apart from the image order's
@@ -113,19 +106,6 @@ class DetectionTrainConfig:
         if unknown:
             raise UserError(f"{source}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(known))}")
         return cls(**values)
-
-
-def recipe_values(recipe: str) -> dict[str, Any]:
-    """A detection recipe's values: a name in configs/ (detection-voc-paper) or a .toml file."""
-    path = Path(recipe) if recipe.endswith(".toml") else RECIPES_DIR / f"{recipe}.toml"
-    if not path.is_file():
-        raise UserError(f"detection recipe {recipe} not found (try detection-voc-paper or a .toml file)")
-    try:
-        values = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"recipe file {path} is not valid TOML: {e}") from None
-    values.pop("description", None)
-    return values
 
 
 def training_example(
