@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import json
 import types
 import typing
 
@@ -110,13 +109,9 @@ def run_train(args: argparse.Namespace) -> None:
 
 def saved_config(run) -> dict:
     """The config.json of the run that --resume continues; a missing or unreadable one is an error."""
+    from ..training.config import read_saved_config
+
     path = run / "config.json"
     if not path.is_file():
         raise UserError(f"--resume: {run} holds no run (no {path.name}); start it without --resume")
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise UserError(f"--resume: {path} is not readable JSON ({e}); restore it or start a new run") from None
-    if not isinstance(saved, dict):
-        raise UserError(f"--resume: {path} is not a resnets run config; restore it or start a new run")
-    return saved
+    return read_saved_config(path, "restore it, or start a new run without --resume")

@@ -9,8 +9,7 @@ from typing import Any
 
 from ..analysis.output import write_text
 from ..checkpoints import FINAL, LAST, latest_checkpoint
-from ..errors import UserError
-from ..training.config import MECHANICS, TrainConfig, resolve_config
+from ..training.config import MECHANICS, TrainConfig, read_saved_config, resolve_config
 from ..training.loop import train
 from ..weights import export_safetensors, load_trained
 
@@ -41,12 +40,7 @@ class Experiment:
         path = Path(config.out) / "config.json"
         if not path.is_file() or not (any(path.parent.glob("*.pt")) or (path.parent / FINAL).is_file()):
             return config
-        try:
-            saved = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise UserError(f"{path} is not valid JSON ({e}); delete that member folder to retrain it") from None
-        if not isinstance(saved, dict):
-            raise UserError(f"{path} is not a resnets run config; delete that member folder to retrain it")
+        saved = read_saved_config(path, "delete that member folder to retrain it")
         return resolve_config(config.to_dict(), saved, source=str(path))
 
 

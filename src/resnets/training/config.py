@@ -386,6 +386,18 @@ def recipe_path(recipe: str) -> Path:
     return path
 
 
+def read_saved_config(path: Path, fix: str) -> dict[str, Any]:
+    """The values in a run's config.json, for `resolve_config(given, saved)`; unreadable JSON or anything but an
+    object is one line ending with `fix`."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path} is not valid JSON ({e}); {fix}") from None
+    if not isinstance(saved, dict):
+        raise UserError(f"{path} is not a resnets run config; {fix}")
+    return saved
+
+
 def resolve_config(
     given: dict[str, Any], saved: dict[str, Any] | None = None, source: str = "config.json"
 ) -> TrainConfig:
