@@ -96,3 +96,39 @@ def test_bad_settings_are_errors() -> None:
         TrainLoader(None, sampler, 0, workers=-1)
     with pytest.raises(UserError, match=re.escape("scale_range 100,480 must be two shorter sides")):
         TrainLoader(None, sampler, 0, scale_range=(100, 480))
+
+
+CTRL_C_SCRIPT = """
+import itertools, os, signal, sys
+from resnets.data import TrainLoader, open_split
+from resnets.data.sampler import EpochSampler
+
+files = open_split(sys.argv[1], progress=False)
+loader = TrainLoader(files, EpochSampler(len(files), 2, seed=0), seed=0, scale_range=(40, 64), crop=32, workers=1)
+batches = loader.batches(0)
+next(batches)
+try:
+    os.killpg(0, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group, workers included
+    signal.pause()
+except KeyboardInterrupt:
+    pass
+print("after Ctrl-C:", next(batches)[0])  # the main process decides what happens next; its workers still serve
+"""
+
+
+def test_ctrl_c_reaches_the_main_process_and_leaves_the_workers_alive(imagenette: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(CTRL_C_SCRIPT)
+    run = subprocess.run(
+        [sys.executable, str(script), str(imagenette)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        start_new_session=True,  # its own process group, so the SIGINT stays inside it
+    )
+    assert run.returncode == 0, run.stderr
+    assert "after Ctrl-C: 1" in run.stdout
+    assert "KeyboardInterrupt" not in run.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import signal
 from collections.abc import Iterator
 
 import torch
@@ -56,7 +57,7 @@ class TrainLoader:
             num_workers=workers,
             collate_fn=functools.partial(_collate, crop=crop),
             pin_memory=pin_memory,
-            worker_init_fn=one_thread,
+            worker_init_fn=init_worker,
             persistent_workers=workers > 0,
         )
 
@@ -113,6 +114,12 @@ def _collate(items: list[tuple[torch.Tensor | None, int, str | None]], crop: int
     return images, labels, [error for _, _, error in items if error is not None]
 
 
-def one_thread(worker_id: int) -> None:
-    """A DataLoader worker computes on one thread, so the workers do not oversubscribe the cores."""
+def init_worker(worker_id: int) -> None:
+    """A DataLoader worker computes on one thread and leaves Ctrl-C to the main process.
+
+    One thread: the workers would otherwise oversubscribe the cores. SIGINT reaches the whole process group; the main
+    process answers it by saving a checkpoint and stopping its workers, and a worker that died of it first would print
+    a KeyboardInterrupt traceback of its own.
+    """
     torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

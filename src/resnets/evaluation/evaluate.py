@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..data.augment import normalize
-from ..data.loader import one_thread
+from ..data.loader import init_worker
 from ..errors import UserError
 from ..runtime import autocast
 from .views import CROP, RESIZE, View, make_view
@@ -230,7 +230,7 @@ def _items(dataset: _ViewItems, workers: int) -> Iterator:
     if workers == 0:
         return (dataset[j] for j in range(len(dataset)))
     loader = DataLoader(
-        dataset, batch_size=None, num_workers=workers, collate_fn=_as_is, worker_init_fn=one_thread, prefetch_factor=4
+        dataset, batch_size=None, num_workers=workers, collate_fn=_as_is, worker_init_fn=init_worker, prefetch_factor=4
     )
     return iter(loader)
 

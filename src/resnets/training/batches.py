@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from ..data import ImageFiles, ImageSet, TrainLoader, lighting, normalize, random_crop_flip
 from ..data.augment import standardize
-from ..data.loader import one_thread
+from ..data.loader import init_worker
 from ..data.rng import seeded_generator
 from ..data.sampler import EpochSampler
 from ..evaluation.evaluate import evaluation_positions
@@ -118,7 +118,7 @@ def center_pixel_mean(
     mean subtracted"), over at most `limit` images spread evenly over the set: a fixed sample, so it is reproducible."""
     indices = evaluation_positions(len(source), limit).tolist()
     views = torch.utils.data.DataLoader(
-        _CenterViews(source, indices, resize, crop), batch_size=64, num_workers=workers, worker_init_fn=one_thread
+        _CenterViews(source, indices, resize, crop), batch_size=64, num_workers=workers, worker_init_fn=init_worker
     )
     total = torch.zeros(3, crop, crop, dtype=torch.float64)
     for batch in tqdm(views, desc="per-pixel mean", unit="batch", disable=not progress):
