@@ -10,6 +10,7 @@ import torch
 
 from ..data import ImageSet
 from ..data.classes import class_listing
+from ..data.reading import reading_for
 from ..errors import UserError
 from ..runtime import default_workers, resolve_device, resolve_precision
 from ..weights import TrainedModel, load_trained, pretrained_model
@@ -36,9 +37,9 @@ def load_models(
 
 
 def default_views(models: list[TrainedModel]) -> list[str]:
-    """`full` (the 32x32 image) for models trained with CIFAR augmentation; `center` for photos and bare weights."""
-    config = models[0].train_config
-    return ["full"] if config and config.get("augmentation", "cifar") == "cifar" else ["center"]
+    """The view the first model's run validated on: `full` (the 32x32 image) for CIFAR runs, `center` for photos and
+    bare weights."""
+    return [reading_for(models[0].train_config).validation_view]
 
 
 def view_size(train_config: dict, resize: int | None = None, crop: int | None = None) -> tuple[int, int]:

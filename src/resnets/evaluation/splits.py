@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data import ImageFiles, ImageSet, has_split, load_split, open_split, train_val_split
+from ..data import ImageFiles, ImageSet, has_split, train_val_split
 from ..data.cifar import find_cifar10
+from ..data.reading import reading_for
 from ..errors import UserError
 
 
@@ -24,24 +25,22 @@ def evaluation_split(
 
     'val' is the run's held-out part of train when it held one out (val_split > 0), else the data's own ROOT/val
     (a flat folder needs `labels_file`, by default the run's val_labels); 'train' is the rest of train; 'test' is
-    ROOT/test. Runs trained with CIFAR augmentation get their images in memory (ImageSet) as in training; photos of
-    any size (ImageNet-trained runs, and weights without a run) are decoded on demand (ImageFiles).
+    ROOT/test. The split is read as the run's training read it (data/reading.py): in memory for CIFAR runs, decoded on
+    demand for photos of any size (ImageNet-trained runs, and weights without a run).
 
     `classes` is the model's class list (TrainedModel.classes): labels index it and only the folders read are needed
     (ROOT/test alone for 'test'). Empty: the model's classes are unknown and the data's order is taken.
     `train_images`, the run's count (its checkpoints record it), checks that a rebuilt split is the run's.
     """
     labels_file = labels_file or train_config.get("val_labels")  # the run's own, for its flat val folder
-    cifar_run = bool(train_config) and train_config.get("augmentation", "cifar") == "cifar"
-    options = dict(skip_bad_images=train_config.get("skip_bad_images", False), workers=workers, progress=progress)
-    in_memory = cifar_run and labels_file is None
-    model_classes = classes or None  # None: the data's class folders
-
-    def load(name: str, labels: Path | None = None) -> ImageSet | ImageFiles:
-        if in_memory:
-            return load_split(data, name, classes=model_classes, **options)
-        cache = train_config.get("decode_cache", False)
-        return open_split(data, name, labels_file=labels, classes=model_classes, decode_cache=cache, **options)
+    reading = reading_for(train_config)
+    options = dict(
+        classes=classes or None,  # None: the data's class folders
+        skip_bad_images=train_config.get("skip_bad_images", False),
+        decode_cache=train_config.get("decode_cache", False),
+        workers=workers,
+        progress=progress,
+    )
 
     val_size = train_config.get("val_split", 0)
     if split == "test" or (split == "val" and not val_size):
@@ -51,8 +50,8 @@ def evaluation_split(
                 f"this model was trained on every training image (val_split 0) and {data} has no val folder; "
                 "use --split test"
             )
-        return load(split, labels_file if split == "val" else None)
-    full = load("train")
+        return reading.read(data, split, labels_file=labels_file if split == "val" else None, **options)
+    full = reading.read(data, "train", **options)
     if train_images is not None and len(full) - val_size != train_images:  # else other images would be held out
         raise UserError(
             f"--data {data} is not the data this model was trained on: its train split has {len(full)} images, the "

@@ -1,7 +1,8 @@
 """The two data pipelines of the paper, chosen once from `augmentation`: CIFAR's (Sec. 4.2) and ImageNet's (Sec. 3.4).
 
-Each owns what differs between them: how a split is read, which split is held out, the mean, the batches, the
-validation view and its decoding workers. The trainer asks its pipeline and never branches on `augmentation` itself.
+Each owns what differs between them: how a split is read, which split is held out and the validation view (its
+reading, data/reading.py, which evaluation shares), and the mean, the batches and the validation's decoding workers.
+The trainer asks its pipeline and never branches on `augmentation` itself.
 """
 
 from __future__ import annotations
@@ -10,18 +11,16 @@ from pathlib import Path
 
 import torch
 
-from ..data import ImageFiles, ImageSet, TrainLoader, has_split, load_split, open_split, pixel_mean
+from ..data import ImageFiles, ImageSet, TrainLoader, pixel_mean
 from ..data.cifar import default_cifar10, download_cifar10, find_cifar10
+from ..data.reading import InMemoryReading, OnDemandReading
 from ..data.sampler import EpochSampler
 from .batches import CifarBatches, ImageNetBatches, center_pixel_mean
 from .config import TrainConfig
 
 
-class CifarPipeline:
+class CifarPipeline(InMemoryReading):
     """32x32 images held in memory; padded crops and flips on the device; the per-pixel mean; the image as it is."""
-
-    held_out = "test"  # official CIFAR-10's held-out split
-    validation_view = "full"
 
     def __init__(self, config: TrainConfig):
         self.config = config
@@ -30,11 +29,7 @@ class CifarPipeline:
         """One split in memory; a run without --data downloads CIFAR-10 first (into resolve_config's folder)."""
         if Path(self.config.data) == default_cifar10() and find_cifar10(default_cifar10()) is None:
             download_cifar10(default_cifar10().parent, progress=progress)
-        return load_split(self.config.data, split, skip_bad_images=self.config.skip_bad_images, progress=progress)
-
-    def has_held_out(self, root: Path) -> bool:
-        """Whether the data has its own test split (the python batches always do)."""
-        return has_split(root, self.held_out) or find_cifar10(root) is not None
+        return self.read(self.config.data, split, skip_bad_images=self.config.skip_bad_images, progress=progress)
 
     def mean(self, train: ImageSet, progress: bool = True) -> torch.Tensor:
         """The per-pixel mean of the training images (Sec. 4.2, "per-pixel mean subtracted")."""
@@ -50,11 +45,8 @@ class CifarPipeline:
         return 0
 
 
-class ImageNetPipeline:
+class ImageNetPipeline(OnDemandReading):
     """Photos decoded on demand; scale augmentation in worker processes; the mean of the centre views; centre crop."""
-
-    held_out = "val"
-    validation_view = "center"  # the 224 centre crop of the 256 resize
 
     def __init__(self, config: TrainConfig):
         self.config = config
@@ -62,7 +54,7 @@ class ImageNetPipeline:
     def load(self, split: str, labels_file: str | None = None, progress: bool = True) -> ImageFiles:
         """One split's files, decoded when asked for."""
         c = self.config
-        return open_split(
+        return self.read(
             c.data,
             split,
             labels_file=labels_file,
@@ -71,10 +63,6 @@ class ImageNetPipeline:
             workers=c.workers,
             progress=progress,
         )
-
-    def has_held_out(self, root: Path) -> bool:
-        """Whether the data has a ROOT/val folder."""
-        return has_split(root, self.held_out)
 
     def mean(self, train: ImageFiles, progress: bool = True) -> torch.Tensor:
         """The per-pixel mean of the training images' centre views (Sec. 3.4)."""
@@ -106,7 +94,7 @@ class ImageNetPipeline:
 
 
 Pipeline = CifarPipeline | ImageNetPipeline
-PIPELINES = {"cifar": CifarPipeline, "imagenet": ImageNetPipeline}
+PIPELINES = {pipeline.augmentation: pipeline for pipeline in (CifarPipeline, ImageNetPipeline)}
 
 
 def pipeline_for(config: TrainConfig) -> Pipeline:
