@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..data import normalize
+from ..data.reading import InMemoryReading, reading_for
 from ..errors import UserError
 from ..evaluation.splits import evaluation_split
 from ..runtime import resolve_device
@@ -92,8 +93,8 @@ def checkpoint_responses(
     target = resolve_device(device)
     trained = [load_trained(path) for path in checkpoints]
     for path, t in zip(checkpoints, trained):  # before any data is read
-        augmentation = t.train_config.get("augmentation", "cifar") if t.train_config else "unknown"
-        if augmentation != "cifar":
+        if not isinstance(reading_for(t.train_config), InMemoryReading):
+            augmentation = t.train_config.get("augmentation", "unknown")
             raise UserError(
                 f"{path} was not trained with CIFAR augmentation ({augmentation}); Fig. 7's layer responses are "
                 "measured on CIFAR-10 runs of `resnets train` (32x32 images held in memory)"
