@@ -55,6 +55,8 @@ def test_evaluate_and_predict(voc, tmp_path, capsys):
     # Scoring the saved file gives the same numbers as scoring the checkpoint.
     assert main(["detect", "evaluate", "--detections", str(saved), "--data", str(voc), "--split", "val", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == result
+    assert main([*args, "--precision", "bf16"]) == 0  # the convolutions in bf16: the same images scored
+    assert json.loads(capsys.readouterr().out)["images"] == 4
 
     image = voc / "JPEGImages" / "a.jpg"
     draw = tmp_path / "drawn"

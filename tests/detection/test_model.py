@@ -179,6 +179,19 @@ def test_detect_returns_at_most_100_boxes_in_image_pixels():
         assert (result["scores"][:-1] >= result["scores"][1:]).all()
 
 
+
+def test_detect_in_bf16_runs_the_convolutions_in_bf16_and_keeps_boxes_in_fp32():
+    torch.manual_seed(0)
+    model = faster_rcnn("resnet18", num_classes=2, test_score_threshold=0.0, **TINY)
+    image = torch.randint(0, 256, (3, 120, 100), dtype=torch.uint8)
+    seen = []
+    model.trunk.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    fp32, bf16 = model.detect([image])[0], model.detect([image], precision="bf16")[0]
+    assert seen == [torch.float32, torch.bfloat16]
+    assert bf16["boxes"].dtype == bf16["scores"].dtype == torch.float32 and len(bf16["boxes"])
+    # bf16 keeps about 3 significant digits: the best box moves by a pixel or two of this 120 px image, not more.
+    torch.testing.assert_close(bf16["boxes"][0], fp32["boxes"][0], atol=3.0, rtol=0)
+
 def test_bottleneck_and_resnext_backbones_and_cifar_rejected():
     for name in ("resnet50", "resnext50_32x4d"):
         model = faster_rcnn(name, num_classes=2, **TINY)

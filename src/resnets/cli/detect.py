@@ -61,7 +61,7 @@ def _add_detect(p: argparse.ArgumentParser) -> None:
     e.add_argument("--split", default="val", help="the split to score (default val)")
     e.add_argument("--limit", type=int, help="only the first N images of the split")
     e.add_argument("--save-detections", help="with --checkpoint: also write the detections to this JSON file")
-    e.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run the detector")
+    _add_detector_flags(e)
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
     q = sub.add_parser("predict", help="detect objects in image files, folders or globs")
@@ -69,8 +69,19 @@ def _add_detect(p: argparse.ArgumentParser) -> None:
     q.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs")
     q.add_argument("--threshold", type=float, default=0.5, help="lowest score to report (default 0.5)")
     q.add_argument("--draw", metavar="OUTDIR", help="write each image with its boxes drawn as OUTDIR/<name>.png")
-    q.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run the detector")
+    _add_detector_flags(q)
     q.add_argument("--json", action="store_true", help="print the detections as one JSON list")
+
+
+def _add_detector_flags(p: argparse.ArgumentParser) -> None:
+    """Where and in which precision a trained detector runs (evaluate, predict)."""
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run the detector")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        help="autocast of the convolutions (default fp32; auto: bf16 where the hardware has it); boxes stay fp32",
+    )
 
 
 @command("detect", _add_detect)
@@ -122,7 +133,7 @@ def _train(args: argparse.Namespace) -> None:
         print(f"iteration {row['iteration']}: loss {row['loss']:.4f}; checkpoint in {args.out}")
 
 
-def _detections_of(model, dataset, device, progress: bool = True) -> list[dict]:
+def _detections_of(model, dataset, device, precision: str, progress: bool = True) -> list[dict]:
     """The detector's detections on every image of `dataset`, in the annotations' pixel convention."""
     import torch
     from tqdm import tqdm
@@ -131,7 +142,7 @@ def _detections_of(model, dataset, device, progress: bool = True) -> list[dict]:
 
     out = []
     for a in tqdm(dataset.annotations, desc="detecting", unit="img", disable=not progress, file=None):
-        result = model.detect([torch.from_numpy(decode_image(a.file)).to(device)])[0]
+        result = model.detect([torch.from_numpy(decode_image(a.file)).to(device)], precision=precision)[0]
         boxes = dataset.to_annotation(result["boxes"].cpu().numpy())
         for box, score, label in zip(boxes, result["scores"].tolist(), result["labels"].tolist()):
             out.append({"image": a.image_id, "label": dataset.classes[label], "box": box.tolist(), "score": score})
@@ -145,7 +156,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     from ..detection.data import load_detection_split
     from ..detection.evaluation import check_detections, evaluate_detections
     from ..detection.training import load_detector
-    from ..runtime import resolve_device
+    from ..runtime import resolve_device, resolve_precision
 
     classes = None
     if args.checkpoint:
@@ -156,7 +167,8 @@ def _evaluate(args: argparse.Namespace) -> None:
         dataset.annotations = dataset.annotations[: args.limit]
     if args.checkpoint:
         device = resolve_device(args.device)
-        detections = _detections_of(model.to(device), dataset, device)
+        precision = resolve_precision(args.precision, device)
+        detections = _detections_of(model.to(device), dataset, device, precision)
         if args.save_detections:
             with atomic_write(Path(args.save_detections)) as f:
                 f.write(json.dumps(detections).encode())
@@ -188,10 +200,11 @@ def _predict(args: argparse.Namespace) -> None:
     from ..detection.draw import draw_detections
     from ..detection.training import load_detector
     from ..inference.inputs import collect_images
-    from ..runtime import resolve_device
+    from ..runtime import resolve_device, resolve_precision
 
     model, state = load_detector(args.checkpoint)
     device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
     model.to(device)
     classes = state["classes"]
     # Boxes are written in the convention of the training annotations (VOC: 1-based inclusive pixels).
@@ -202,7 +215,7 @@ def _predict(args: argparse.Namespace) -> None:
         Path(args.draw).mkdir(parents=True, exist_ok=True)
     for file in files:
         image = torch.from_numpy(decode_image(file))
-        result = model.detect([image.to(device)])[0]
+        result = model.detect([image.to(device)], precision=precision)[0]
         keep = result["scores"] >= args.threshold
         boxes, scores, labels = result["boxes"][keep].cpu(), result["scores"][keep].tolist(), result["labels"][keep]
         found = [

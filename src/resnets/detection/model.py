@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import ResNet, ResNetConfig
+from ..runtime import autocast
 from .backbone import C4Trunk, backbone_network
 from .config import FROM_SCRATCH, FasterRCNNConfig
 from .frozen_bn import freeze_batchnorm
@@ -77,15 +78,20 @@ class FasterRCNN(nn.Module):
         return torch.stack(batch), sizes
 
     @torch.no_grad()
-    def detect(self, images: list[torch.Tensor], channels_last: bool = False) -> list[dict[str, torch.Tensor]]:
-        """Detections of uint8 images (3, H, W) of any sizes, boxes in each image's own pixels (eval mode)."""
+    def detect(
+        self, images: list[torch.Tensor], channels_last: bool = False, precision: str = "fp32"
+    ) -> list[dict[str, torch.Tensor]]:
+        """Detections of uint8 images (3, H, W) of any sizes, boxes in each image's own pixels (eval mode).
+
+        `precision` is the convolutions' autocast ('fp32', 'bf16', 'fp16'); scores and box arithmetic stay fp32."""
         was_training = self.training
         self.eval()
         scales = [resize_scale(x.shape[1], x.shape[2], self.config.min_size, self.config.max_size) for x in images]
         batch, sizes = self.normalize([resize_image(x, s) for x, s in zip(images, scales)])
         if channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
-        results = self(batch, sizes)
+        with autocast(batch.device, precision):
+            results = self(batch, sizes)
         self.train(was_training)
         for result, scale in zip(results, scales):
             result["boxes"] = result["boxes"] / scale
