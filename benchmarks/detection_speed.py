@@ -4,15 +4,16 @@
 
 Training is DetectionTrainer's own step (one image per step, as py-faster-rcnn; the paper's fine-tuning setting:
 frozen BN, conv1 and conv2_x fixed) at the default size, shorter side 600 and longer side at most 1000, in the
-precision `--precision` resolves to. Testing is `detect evaluate`'s pass (`FasterRCNN.detect`, 300 proposals),
-in its default fp32 and in that precision. The baseline, measured in the same run on the same resized images, is the backbone classifier's
-forward pass in fp32: the ratio says how many classifications of the whole image one detection costs. Each figure
-is the median over the images of `--iters` steps after one warm-up step; the range is printed next to it.
+precision `--precision` resolves to. Testing is `detect evaluate`'s pass (`FasterRCNN.detect`, 300 proposals)
+in its default fp32 and in that precision. The baseline, measured in the same run on the same resized images, is
+the backbone classifier's forward pass in fp32: the ratio says how many classifications of the whole image one
+detection costs. Each figure is the median over `--iters` images after one warm-up; the range is next to it.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import tempfile
 import time
@@ -68,7 +69,7 @@ def measure(backbone: str, args: argparse.Namespace) -> dict[str, list[float]]:
             batch, _ = model.normalize([resize_image(image, scale)])
             times = {
                 "test": timed(model.detect, [image]),
-                "test_fast": timed(lambda: model.detect([image], precision=trainer.precision)),
+                "test_fast": timed(functools.partial(model.detect, precision=trainer.precision), [image]),
                 "classify": timed(classifier, batch),
             }
             if k:  # the first image warms up
@@ -86,14 +87,17 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", help="training autocast: auto, fp32 or bf16")
     args = parser.parse_args()
     print(f"{describe_device(torch.device('cpu'))}; shorter side 600, longer at most 1000; median (range)")
-    print("| backbone | train s/iter | test s/image | classifier s/image (baseline) | test / classifier |")
-    print("|---|---|---|---|---|")
+    fast = resolve_precision(args.precision, torch.device("cpu"))
+    print(
+        f"| backbone | train s/iter ({fast}) | test s/image (fp32) | test s/image ({fast}) "
+        "| classifier s/image (fp32, baseline) | fp32 test / classifier |"
+    )
+    print("|---|---|---|---|---|---|")
     for backbone in args.backbones.split(","):
-        train, test, classify = measure(backbone, args)
-        ratio = statistics.median(test) / statistics.median(classify)
-        print(
-            f"| {backbone} C4 | {summary(train)} | {summary(test)} | {summary(classify)} | {ratio:.1f}x |", flush=True
-        )
+        s = measure(backbone, args)
+        ratio = statistics.median(s["test"]) / statistics.median(s["classify"])
+        cells = " | ".join(summary(s[k]) for k in ("train", "test", "test_fast", "classify"))
+        print(f"| {backbone} C4 | {cells} | {ratio:.1f}x |", flush=True)
 
 
 if __name__ == "__main__":
