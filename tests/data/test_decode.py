@@ -105,9 +105,14 @@ def test_worker_processes_give_the_same_result_in_order(tmp_path: Path) -> None:
         decode_files(files, workers=2, progress=False)
 
 
-def test_workers_must_be_positive(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="workers 0"):
-        decode_files([save_image(tmp_path / "a.png")], workers=0, progress=False)
+def test_no_workers_decodes_in_this_process_and_a_negative_count_is_an_error(tmp_path: Path) -> None:
+    files = [save_image(tmp_path / "a.png"), save_image(tmp_path / "b.png", seed=1)]
+    here = decode_files(files, workers=0, progress=False)  # --workers 0 with --decode-cache: no process pool
+    np.testing.assert_array_equal(
+        np.stack(here.images), np.stack(decode_files(files, workers=1, progress=False).images)
+    )
+    with pytest.raises(UserError, match="--workers -1 must be 0"):
+        decode_files(files, workers=-1, progress=False)
 
 
 def test_all_files_bad_is_an_error(tmp_path: Path) -> None:

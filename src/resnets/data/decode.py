@@ -81,10 +81,11 @@ def decode_image(path: Path) -> np.ndarray:
 def decode_files(
     files: Sequence[Path], *, skip_bad_images: bool = False, workers: int | None = None, progress: bool = True
 ) -> Decoded:
-    """Decode non-empty `files`, of any sizes, in `workers` processes (None: one per CPU), keeping their order."""
+    """Decode non-empty `files`, of any sizes, in `workers` processes (None: one per CPU; 0 or 1: this process, as
+    `--workers 0` means in training), keeping their order."""
     workers = (os.cpu_count() or 1) if workers is None else workers
-    if workers < 1:
-        raise UserError(f"workers {workers} must be at least 1")
+    if workers < 0:
+        raise UserError(f"--workers {workers} must be 0 (decode in this process) or more")
     images: list[np.ndarray] = []
     kept: list[int] = []
     bad: list[str] = []
