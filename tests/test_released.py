@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -63,3 +64,20 @@ def test_evaluate_by_name_reports_the_error_the_run_measured(packaged, cifar_png
 def test_a_depth_without_weights_names_the_ones_that_have_them(packaged):
     with pytest.raises(UserError, match="resnets-cifar10 has no weights for 'resnet56'; it has weights for: resnet20"):
         pretrained_model("resnet56", "resnets-cifar10")
+
+
+RUNS = Path(__file__).resolve().parents[1] / "docs" / "reproductions" / "cifar10" / "table6"
+
+
+def test_the_shipped_resnet20_is_the_finished_table6_run_and_classifies_real_test_images(cifar_png, capsys):
+    shipped = releases.RELEASES["resnets-cifar10"].packaged_file("resnet20")
+    run = RUNS / "resnet20"
+    assert shipped.read_bytes() == (run / "final.safetensors").read_bytes()  # the run's export, unchanged
+    metadata = read_metadata(shipped)
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert (metadata["iteration"], metadata["train_images"]) == (64000, 50000) == (int(rows[-1]["iteration"]), 50000)
+    assert metadata["val_error"] == pytest.approx(float(rows[-1]["val_error"]))
+    # 60 real test images (6 per class): at its 8.2% error a few are wrong; an untrained net gets about 90% wrong.
+    args = ["evaluate", "--model", "resnet20", "--weights", "resnets-cifar10", "--data", str(cifar_png)]
+    assert main([*args, "--split", "test", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["top1_error"] <= 20
