@@ -1,4 +1,4 @@
-"""`resnets report`: one markdown file with Fig. 4-style curves, a table of every run, and each results.md."""
+"""`resnets report`: one markdown file with training curves as Figs. 4 and 6 draw them, a table of every run, and each results.md."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def write_report(paths: list[Path], out: Path) -> list[Path]:
         curves = out.with_name(f"{out.stem}-curves.png")
         labels = {validation_label(run.config) for run in runs}
         val_label = labels.pop() if len(labels) == 1 else "validation error"
-        title = "Training curves (Fig. 4 style)"
+        title = "Training curves (as Figs. 4 and 6)"
         error_curves(group_by_kind(runs), curves, title=title, train_style="thin", val_label=val_label)
         written.append(curves)
         parts += [
