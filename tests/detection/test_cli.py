@@ -12,6 +12,8 @@ from resnets.cli import main
 from resnets.detection.training import DetectionTrainConfig
 from resnets.training.config import recipe_values
 
+from .conftest import SCENES, voc_xml
+
 # A few RoIs, small anchors and 48-64 px images: an iteration takes about a second on one core.
 SMALL = [
     "--backbone", "resnet18", "--min-size", "48", "--max-size", "64", "--precision", "fp32", "--lr", "0.01",
@@ -99,3 +101,16 @@ def test_paper_recipe_is_data():
     assert config.detector(20).rpn_post_nms_test == 300
     with pytest.raises(Exception, match="unknown key"):
         DetectionTrainConfig.from_values({"bogus": 1}, "recipe")
+
+
+def test_evaluate_skips_bad_boxes_when_asked_as_its_error_advises(voc, tmp_path, capsys):
+    name, width, height, objects = SCENES[0]
+    zero_area = ("dog", [9, 9, 9, 9], 0)  # as BCCD's val split has one
+    (voc / "Annotations" / f"{name}.xml").write_text(voc_xml(f"{name}.jpg", width, height, [*objects, zero_area]))
+    (tmp_path / "none.json").write_text("[]")
+    args = ["detect", "evaluate", "--detections", str(tmp_path / "none.json"), "--data", str(voc), "--split", "val"]
+    assert main(args) == 2
+    assert "has zero area" in capsys.readouterr().err
+    assert main([*args, "--skip-bad-images", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "skipped 1 boxes" in captured.err and json.loads(captured.out)["images"] == 4

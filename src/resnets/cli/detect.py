@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from ..errors import UserError
 from .registry import command
@@ -61,6 +62,9 @@ def _add_detect(p: argparse.ArgumentParser) -> None:
     e.add_argument("--split", default="val", help="the split to score (default val)")
     e.add_argument("--limit", type=int, help="only the first N images of the split")
     e.add_argument("--save-detections", help="with --checkpoint: also write the detections to this JSON file")
+    e.add_argument(
+        "--skip-bad-images", action="store_true", help="skip bad images and boxes (counted) instead of stopping"
+    )
     _add_detector_flags(e)
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -162,7 +166,11 @@ def _evaluate(args: argparse.Namespace) -> None:
     if args.checkpoint:
         model, state = load_detector(args.checkpoint)
         classes = state["classes"]
-    dataset = load_detection_split(args.data, args.split, classes=classes, allow_empty=True)
+    dataset = load_detection_split(
+        args.data, args.split, classes=classes, skip_bad_images=args.skip_bad_images, allow_empty=True
+    )
+    if dataset.summary():
+        print(f"data: {dataset.summary()}", file=sys.stderr)
     if args.limit:
         dataset.annotations = dataset.annotations[: args.limit]
     if args.checkpoint:

@@ -1,4 +1,4 @@
-"""`resnets report`: one markdown file with training curves as Figs. 4 and 6 draw them, a table of every run, and each results.md."""
+"""`resnets report`: one markdown file with training curves (as Figs. 4 and 6), a table of runs, each results.md."""
 
 from __future__ import annotations
 
