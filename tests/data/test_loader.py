@@ -103,6 +103,7 @@ import itertools, os, signal, sys
 from resnets.data import TrainLoader, open_split
 from resnets.data.sampler import EpochSampler
 
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (a background job starts with it ignored)
 files = open_split(sys.argv[1], progress=False)
 loader = TrainLoader(files, EpochSampler(len(files), 2, seed=0), seed=0, scale_range=(40, 64), crop=32, workers=1)
 batches = loader.batches(0)
