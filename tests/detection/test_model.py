@@ -179,7 +179,6 @@ def test_detect_returns_at_most_100_boxes_in_image_pixels():
         assert (result["scores"][:-1] >= result["scores"][1:]).all()
 
 
-
 def test_detect_in_bf16_runs_the_convolutions_in_bf16_and_keeps_boxes_in_fp32():
     torch.manual_seed(0)
     model = faster_rcnn("resnet18", num_classes=2, test_score_threshold=0.0, **TINY)
@@ -191,6 +190,7 @@ def test_detect_in_bf16_runs_the_convolutions_in_bf16_and_keeps_boxes_in_fp32():
     assert bf16["boxes"].dtype == bf16["scores"].dtype == torch.float32 and len(bf16["boxes"])
     # bf16 keeps about 3 significant digits: the best box moves by a pixel or two of this 120 px image, not more.
     torch.testing.assert_close(bf16["boxes"][0], fp32["boxes"][0], atol=3.0, rtol=0)
+
 
 def test_bottleneck_and_resnext_backbones_and_cifar_rejected():
     for name in ("resnet50", "resnext50_32x4d"):
