@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from resnets import create_model
 from resnets.data.folder import scan_split
 from resnets.runtime import autocast, describe_device
+from resnets.training import loop
 from resnets.training.config import resolve_config
 from resnets.training.loop import Trainer
 
@@ -124,7 +125,55 @@ def project(args, precision: str) -> tuple[list[float], list[float]]:
                 i += 1
 
         rates = timed_steps(lambda x, y: trainer.step(x, y, lr), batches(), args)
+        if args.profile:
+            print_profile(trainer, args, precision)
         return rates, conv_bound(trainer, args)
+
+
+# Where the step's time goes: each operator's own (self) time, by the phase it ran in and the kind of work it is.
+PHASES = (("Optimizer.", "optimizer"), ("autograd::engine", "backward"), ("batch", "batch assembly"))
+KINDS = (
+    ("convolution", ("convolution", "mkldnn_conv")),
+    ("batch norm", ("batch_norm",)),
+    ("ReLU", ("relu", "threshold")),
+    ("residual addition", ("aten::add",)),
+    ("copies and formats", ("copy", "aten::to", "contiguous", "clone", "empty", "as_strided")),
+    ("loss", ("cross_entropy", "log_softmax", "nll_loss")),
+)
+
+
+def phase_of(event) -> str:
+    """The phase an operator ran in, from the ranges it is nested in (the forward pass if none)."""
+    while event is not None:
+        for prefix, phase in PHASES:
+            if event.name.startswith(prefix):
+                return phase
+        event = event.cpu_parent
+    return "forward"
+
+
+def kind_of(name: str) -> str:
+    return next((kind for kind, keys in KINDS if any(key in name for key in keys)), "other")
+
+
+def print_profile(trainer: Trainer, args, precision: str) -> None:
+    """Milliseconds per step by phase and kind of operator (self times, torch.profiler), over `args.steps` steps."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for i in range(args.steps):
+            with record_function("batch"):
+                x, y = trainer.batch(i)
+            trainer.step(x, y, trainer.config.lr)
+    table: dict[tuple[str, str], float] = {}
+    for event in prof.events():
+        key = (phase_of(event), "optimizer" if phase_of(event) == "optimizer" else kind_of(event.name))
+        table[key] = table.get(key, 0.0) + event.self_cpu_time_total / 1000 / args.steps
+    total = sum(table.values())
+    print(f"profile of the {precision} step ({total:.1f} ms per step under the profiler), self time per step:")
+    for (phase, kind), ms in sorted(table.items(), key=lambda item: -item[1]):
+        if ms >= 0.05:
+            print(f"  {phase:15s} {kind:20s} {ms:7.2f} ms  {ms / total:5.1%}")
 
 
 def conv_bound(trainer: Trainer, args) -> list[float]:
@@ -182,7 +231,15 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first (default: 5)")
     p.add_argument("--workers", type=int, default=2, help="the baseline's DataLoader workers (default: 2)")
     p.add_argument("--skip-baseline", action="store_true", help="only the project's figures")
+    p.add_argument("--profile", action="store_true", help="also print where the project's step spends its time")
+    p.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="leave glibc's malloc as it is (the baseline of runtime.keep_freed_memory; run both to compare)",
+    )
     args = p.parse_args()
+    if args.default_malloc:
+        loop.keep_freed_memory = lambda: False
     print(
         f"{args.model}, batch {args.batch_size}, on {describe_device(torch.device('cpu'))}, "
         f"median of {args.rounds} rounds of {args.steps} steps"

@@ -134,3 +134,41 @@ def test_only_the_first_validation_is_checked_for_its_share_of_the_run(cifar_sma
     monkeypatch.setattr(Trainer, "_warn_if_validation_dominates", lambda self, *args: calls.append(args))
     train(tiny_config(cifar_small, tmp_path / "run", iters=9, eval_every=3, log_every=3, val_split=10))
     assert len(calls) == 1 and calls[0][2] == 3  # measured over the 3 steps before it
+
+
+HOST_READS = ("item", "tolist", "numpy", "cpu", "__bool__", "__int__", "__float__")
+
+
+def test_steps_between_log_points_read_nothing_back_from_the_device(cifar_small, tmp_path, monkeypatch):
+    # On a GPU each of these waits for the queued kernels; the loop may use them at log points only, so a run
+    # with twice the iterations between its two log points must make exactly as many of them.
+    reads = {"n": 0}
+    for name in HOST_READS:
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            reads["n"] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    made = []
+    for iters in (8, 16):
+        reads["n"] = 0
+        train(tiny_config(cifar_small, tmp_path / str(iters), iters=iters, log_every=iters // 2, eval_every=iters))
+        made.append(reads["n"])
+    assert made[0] > 0  # the log points and the validation do read (the counting works)
+    assert made[0] == made[1], made
+
+
+def test_compile_mode_reaches_torch_compile(cifar_small, tmp_path, monkeypatch):
+    modes = []
+
+    def compile(module, mode):
+        modes.append(mode)
+        return module
+
+    monkeypatch.setattr(torch, "compile", compile)
+    train(tiny_config(cifar_small, tmp_path / "run", iters=3, compile=True, compile_mode="reduce-overhead"))
+    assert modes == ["reduce-overhead"]
+    with pytest.raises(UserError, match="--compile-mode 'graphs' is not one of default, reduce-overhead"):
+        tiny_config(cifar_small, tmp_path / "bad", compile_mode="graphs")

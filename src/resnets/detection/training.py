@@ -24,7 +24,7 @@ from ..data.decode import decode_image
 from ..data.rng import seeded_generator
 from ..data.sampler import EpochSampler
 from ..errors import UserError
-from ..runtime import autocast, resolve_device, resolve_precision
+from ..runtime import autocast, keep_freed_memory, resolve_device, resolve_precision
 from ..training.distributed import Group, sync_batchnorm
 from ..training.metrics import MetricsLog
 from .config import FasterRCNNConfig
@@ -145,6 +145,8 @@ class DetectionTrainer:
         self.run = Path(config.out)
         self.group = group or Group(resolve_device(config.device))
         self.device = self.group.device
+        if self.device.type == "cpu":
+            keep_freed_memory()  # no page faults per step (runtime.py)
         self.is_main = self.group.is_main
         self.precision = resolve_precision(config.precision, self.device)
         found = latest_checkpoint(self.run) if self.run.is_dir() else None

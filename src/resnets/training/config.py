@@ -29,6 +29,7 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 AUGMENTATIONS = ("cifar", "imagenet")
 LR_SCHEDULES = ("step", "plateau")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # torch.compile's; reduce-overhead: CUDA graphs
 # Fewest iterations between two validations that the user did not ask for (a recipe's interval scaled down with a
 # shortened schedule, or the default): a 30-iteration smoke run must not validate after every step.
 MIN_EVAL_INTERVAL = 50
@@ -43,6 +44,7 @@ MECHANICS = frozenset(
         "device",
         "precision",
         "compile",
+        "compile_mode",
         "deterministic",
         "channels_last",
         "eval_batch_size",
@@ -175,6 +177,12 @@ class TrainConfig:
     )
     channels_last: bool = setting(True, "precision and speed", "NHWC memory format (faster convolutions)")
     compile: bool = setting(False, "precision and speed", "torch.compile the model")
+    compile_mode: str = setting(
+        "default",
+        "precision and speed",
+        "torch.compile's mode with --compile; reduce-overhead replays the step as CUDA graphs (GPU)",
+        COMPILE_MODES,
+    )
     deterministic: bool = setting(False, "precision and speed", "deterministic kernels (bit-exact resume; slower)")
     sync_bn: bool = setting(
         False, "precision and speed", "under torchrun: BatchNorm statistics over the global batch, not each rank's"

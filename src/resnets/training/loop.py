@@ -27,7 +27,7 @@ from ..data.sampler import EpochSampler
 from ..errors import UserError
 from ..evaluation.evaluate import validation_error
 from ..models import ResNet, model_config
-from ..runtime import autocast, resolve_device, resolve_precision
+from ..runtime import autocast, keep_freed_memory, resolve_device, resolve_precision
 from ..weights import TrainedModel, load_weights, pretrained_model
 from .config import TrainConfig, epoch_iters
 from .distributed import Group, process_group, sync_batchnorm
@@ -112,6 +112,8 @@ class Trainer:
         self.run = Path(config.out)
         self.group = group or Group(resolve_device(config.device))
         self.device = self.group.device
+        if self.device.type == "cpu":
+            keep_freed_memory()  # no page faults per step (runtime.py)
         self.precision = resolve_precision(config.precision, self.device)
         self.is_main = self.group.is_main
         torch.backends.cudnn.benchmark = not config.deterministic
@@ -217,7 +219,7 @@ class Trainer:
             record_session(self.run, self.iteration, self.device, self.precision)
         # self.model stays the bare module, so checkpoints keep torchvision's key names.
         parallel = self.group.data_parallel(self.model)
-        self.forward = torch.compile(parallel) if self.config.compile else parallel
+        self.forward = torch.compile(parallel, mode=self.config.compile_mode) if self.config.compile else parallel
         if self.data.mean is None:  # neither restored nor brought by the initial weights: measure it (once)
             self.data.mean = self.pipeline.mean(self.data.train, progress=self.is_main)
         self.batches = self.pipeline.batches(self.data.train, self.sampler, self.data.mean, self.data.std, self.device)
