@@ -18,6 +18,7 @@ Each figure is the median of `--rounds` rounds of `--steps` steps (with the rang
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import statistics
 import tempfile
@@ -103,7 +104,7 @@ def baseline(args) -> list[float]:
 
 def project(args, precision: str) -> tuple[list[float], list[float]]:
     """Images/s of the project's own training step (batch assembly included), and the images/s its convolutions
-    alone would allow, each over `args.rounds` rounds."""
+    alone would allow, each over `args.rounds` rounds; prints what startup and validation add to a whole run."""
     with tempfile.TemporaryDirectory() as out:
         config = resolve_config(
             {
@@ -115,7 +116,9 @@ def project(args, precision: str) -> tuple[list[float], list[float]]:
                 "val_split": 0,
             }
         )
-        trainer = Trainer(config)
+        start = time.perf_counter()
+        trainer = Trainer(config)  # decodes the set into memory and measures the per-pixel mean
+        startup = time.perf_counter() - start
         lr = config.lr
 
         def batches():
@@ -127,7 +130,24 @@ def project(args, precision: str) -> tuple[list[float], list[float]]:
         rates = timed_steps(lambda x, y: trainer.step(x, y, lr), batches(), args)
         if args.profile:
             print_profile(trainer, args, precision)
+        print_overhead_share(trainer, startup, statistics.median(rates), precision)
         return rates, conv_bound(trainer, args)
+
+
+def print_overhead_share(trainer: Trainer, startup: float, images_per_sec: float, precision: str) -> None:
+    """The share of a whole run (the recipe's iterations and validations) that startup and validation take."""
+    config = trainer.config
+    start = time.perf_counter()
+    validated = trainer.validate()
+    validation = time.perf_counter() - start
+    validations = math.ceil(config.iters / config.eval_interval(trainer.sampler.steps_per_epoch))
+    training = config.iters * config.batch_size / images_per_sec
+    extra = startup + (validations * validation if validated is not None else 0.0)
+    what = f"{validations} validations of {validation:.1f} s" if validated is not None else "no validation split"
+    print(
+        f"{precision}: startup {startup:.1f} s (decoding, mean), {what}; over {config.iters} iterations "
+        f"({training / 3600:.1f} h of steps) they are {extra / (extra + training):.1%} of the run"
+    )
 
 
 # Where the step's time goes: each operator's own (self) time, by the phase it ran in and the kind of work it is.

@@ -7,6 +7,7 @@ import contextlib
 import ctypes
 import os
 import platform
+import signal
 from pathlib import Path
 
 import torch
@@ -31,6 +32,13 @@ def keep_freed_memory() -> bool:
     # The mmap threshold first: a fixed trim threshold alone also fixes the mmap threshold at its 128 KiB start,
     # and then every activation is a fresh mmap (25x the page faults, measured).
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+
+
+def leave_ctrl_c_to_the_main_process() -> None:
+    """In a worker process: ignore SIGINT. A terminal's Ctrl-C reaches the whole process group; the main process
+    answers it (a training run saves a checkpoint and stops its workers), and a worker that died of it first would
+    print a KeyboardInterrupt traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def resolve_device(name: str) -> torch.device:

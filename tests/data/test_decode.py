@@ -119,3 +119,31 @@ def test_all_files_bad_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(b"")
     with pytest.raises(UserError, match="none of the 1 images could be decoded"):
         decode_files([tmp_path / "a.png"], skip_bad_images=True, workers=1, progress=False)
+
+
+CTRL_C_DURING_DECODING = """
+import os, signal, sys, threading
+from pathlib import Path
+from resnets.data.decode import decode_files
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (a background job starts with it ignored)
+files = sorted(Path(sys.argv[1]).rglob("*.JPEG")) * 1000  # far more than a second's work for two processes
+threading.Timer(1.0, os.killpg, (0, signal.SIGINT)).start()  # a terminal's Ctrl-C: the whole group, pool included
+try:
+    decode_files(files, workers=2, progress=False)
+    print("decoded everything")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+def test_ctrl_c_while_decoding_stops_the_main_process_and_no_worker_prints_a_traceback(imagenette, tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(CTRL_C_DURING_DECODING)
+    command = [sys.executable, str(script), str(imagenette)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=60, start_new_session=True)
+    assert run.stdout.strip() == "interrupted", run.stdout + run.stderr
+    assert "Traceback" not in run.stderr, run.stderr

@@ -17,6 +17,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..runtime import leave_ctrl_c_to_the_main_process
 
 CHUNK = 64  # files per task handed to a worker: amortises the inter-process round trip
 
@@ -113,7 +114,7 @@ def _decoded_stream(files: Sequence[Path], processes: int) -> Iterator[Iterator[
         yield map(_decode_or_error, files)
         return
     # Workers get this process's limit, which a fresh (spawned) interpreter would not inherit.
-    pool = multiprocessing.Pool(processes, initializer=_set_pixel_limit, initargs=(Image.MAX_IMAGE_PIXELS,))
+    pool = multiprocessing.Pool(processes, initializer=_init_worker, initargs=(Image.MAX_IMAGE_PIXELS,))
     with pool:  # leaving the block terminates the workers, also when the caller stops early on an error
         yield pool.imap(_decode_or_error, files, chunksize=CHUNK)
 
@@ -126,5 +127,6 @@ def _decode_or_error(path: Path) -> DecodeResult:
         return None, str(e)
 
 
-def _set_pixel_limit(limit: int | None) -> None:
+def _init_worker(limit: int | None) -> None:
     Image.MAX_IMAGE_PIXELS = limit
+    leave_ctrl_c_to_the_main_process()

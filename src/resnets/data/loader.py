@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 import itertools
-import signal
 from collections.abc import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import UserError
+from ..runtime import leave_ctrl_c_to_the_main_process
 from .decode import BadImage
 from .files import ImageFiles
 from .imageset import ImageSet
@@ -115,11 +115,7 @@ def _collate(items: list[tuple[torch.Tensor | None, int, str | None]], crop: int
 
 
 def init_worker(worker_id: int) -> None:
-    """A DataLoader worker computes on one thread and leaves Ctrl-C to the main process.
-
-    One thread: the workers would otherwise oversubscribe the cores. SIGINT reaches the whole process group; the main
-    process answers it by saving a checkpoint and stopping its workers, and a worker that died of it first would print
-    a KeyboardInterrupt traceback of its own.
-    """
+    """A DataLoader worker computes on one thread (the workers would otherwise oversubscribe the cores) and leaves
+    Ctrl-C to the main process."""
     torch.set_num_threads(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    leave_ctrl_c_to_the_main_process()
