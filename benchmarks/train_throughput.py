@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import resource
 import statistics
 import tempfile
 import time
@@ -162,6 +163,11 @@ KINDS = (
 )
 
 
+def page_faults() -> int:
+    """Minor page faults of this process so far (a fresh page's first write)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def phase_of(event) -> str:
     """The phase an operator ran in, from the ranges it is nested in (the forward pass if none)."""
     while event is not None:
@@ -177,20 +183,33 @@ def kind_of(name: str) -> str:
 
 
 def print_profile(trainer: Trainer, args, precision: str) -> None:
-    """Milliseconds per step by phase and kind of operator (self times, torch.profiler), over `args.steps` steps."""
+    """Milliseconds per step by phase and kind of operator (self times, torch.profiler), over `args.steps` steps,
+    and the page faults per step with and without the profiler (its own allocations make the step fault pages in,
+    and the operator that first writes a fresh page pays for it)."""
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    def steps() -> None:
         for i in range(args.steps):
             with record_function("batch"):
                 x, y = trainer.batch(i)
             trainer.step(x, y, trainer.config.lr)
+
+    before = page_faults()
+    steps()
+    unprofiled = (page_faults() - before) / args.steps
+    before = page_faults()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        steps()
+    profiled = (page_faults() - before) / args.steps
     table: dict[tuple[str, str], float] = {}
     for event in prof.events():
         key = (phase_of(event), "optimizer" if phase_of(event) == "optimizer" else kind_of(event.name))
         table[key] = table.get(key, 0.0) + event.self_cpu_time_total / 1000 / args.steps
     total = sum(table.values())
-    print(f"profile of the {precision} step ({total:.1f} ms per step under the profiler), self time per step:")
+    print(
+        f"profile of the {precision} step ({total:.1f} ms per step under the profiler; page faults per step "
+        f"{profiled:.0f} under it, {unprofiled:.0f} without), self time per step:"
+    )
     for (phase, kind), ms in sorted(table.items(), key=lambda item: -item[1]):
         if ms >= 0.05:
             print(f"  {phase:15s} {kind:20s} {ms:7.2f} ms  {ms / total:5.1%}")
