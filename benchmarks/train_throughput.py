@@ -278,7 +278,7 @@ def main() -> None:
     )
     args = p.parse_args()
     if args.default_malloc:
-        loop.keep_freed_memory = lambda: False
+        loop.keep_freed_memory = lambda device: False
     print(
         f"{args.model}, batch {args.batch_size}, on {describe_device(torch.device('cpu'))}, "
         f"median of {args.rounds} rounds of {args.steps} steps"

@@ -5,6 +5,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
+
+from resnets.runtime import keep_freed_memory
 
 # A training step's pattern: many activations of a few MiB allocated, then all freed; the faults of the later rounds
 # are those of memory that malloc gave back to the kernel and must fault in again.
@@ -12,7 +15,7 @@ STEPS = """
 import resource, sys
 import torch
 from resnets.runtime import keep_freed_memory
-kept = keep_freed_memory() if sys.argv[1] == "keep" else None
+kept = keep_freed_memory(torch.device("cpu")) if sys.argv[1] == "keep" else None
 faults = []
 for step in range(3):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -37,3 +40,7 @@ def test_kept_memory_is_reused_without_page_faults():
     # processes (in some, every later step does); with the memory kept, 1,024 to 6,144 in both.
     assert default > 35_000
     assert kept == "True" and faults < 10_000, faults
+
+
+def test_memory_is_kept_only_for_runs_on_the_cpu():
+    assert keep_freed_memory(torch.device("meta")) is False  # a GPU's activations are not malloc's either

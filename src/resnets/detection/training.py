@@ -145,8 +145,7 @@ class DetectionTrainer:
         self.run = Path(config.out)
         self.group = group or Group(resolve_device(config.device))
         self.device = self.group.device
-        if self.device.type == "cpu":
-            keep_freed_memory()  # no page faults per step (runtime.py)
+        keep_freed_memory(self.device)  # no page faults per step on the CPU (runtime.py)
         self.is_main = self.group.is_main
         self.precision = resolve_precision(config.precision, self.device)
         found = latest_checkpoint(self.run) if self.run.is_dir() else None
