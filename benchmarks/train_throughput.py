@@ -203,7 +203,8 @@ def print_profile(trainer: Trainer, args, precision: str) -> None:
     profiled = (page_faults() - before) / args.steps
     table: dict[tuple[str, str], float] = {}
     for event in prof.events():
-        key = (phase_of(event), "optimizer" if phase_of(event) == "optimizer" else kind_of(event.name))
+        phase = phase_of(event)
+        key = (phase, "optimizer" if phase == "optimizer" else kind_of(event.name))
         table[key] = table.get(key, 0.0) + event.self_cpu_time_total / 1000 / args.steps
     total = sum(table.values())
     print(

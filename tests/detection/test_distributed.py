@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
-import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +11,7 @@ import torch.distributed as dist
 
 from resnets.checkpoints import load_checkpoint
 from resnets.cli import main
-from tests.training.test_distributed import TIMEOUT, TORCHRUN, children, launched
+from tests.training.test_distributed import TIMEOUT, TORCHRUN, kill_a_worker_after_the_first_checkpoint, launched
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
 
@@ -88,18 +85,7 @@ def test_a_killed_worker_is_restarted_and_the_detector_run_completes(voc, tmp_pa
     run, log = tmp_path / "run", tmp_path / "torchrun.log"
     command = [*TORCHRUN, "--max-restarts", "1", "-m", "resnets", "detect", "train", "--data", str(voc)]
     command += ["--out", str(run), "--iters", "6", *TINY, *BN["frozen"]]
-    # As for `resnets train` (see the README): the restarted workers must not read their predecessors' addresses.
-    with launched(command, log, TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1") as agent:
-        deadline = time.monotonic() + TIMEOUT
-        while not (run / "last.pt").exists():
-            assert agent.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.05)
-        workers = children(agent.pid)
-        assert len(workers) == 2, workers
-        os.kill(workers[0], signal.SIGKILL)
-        agent.wait(TIMEOUT)
-    output = log.read_text()
-    assert agent.returncode == 0, output[-3000:]
+    output = kill_a_worker_after_the_first_checkpoint(command, run, log)
     assert "resuming" in output  # the restarted workers continued from the checkpoint
     assert load_checkpoint(run / "last.pt")["iteration"] == 6
     iterations = [int(r["iteration"]) for r in rows(run)]

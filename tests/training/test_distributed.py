@@ -86,10 +86,9 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds torchrun's workers through /proc")
-def test_a_killed_worker_is_restarted_and_the_run_completes(cifar_small, tmp_path):
-    run, log = tmp_path / "run", tmp_path / "torchrun.log"
-    command = torchrun("--max-restarts", "1", data=cifar_small, out=run, **TINY, iters=12, eval_every=3)
+def kill_a_worker_after_the_first_checkpoint(command: list[str], run: Path, log: Path) -> str:
+    """Run torchrun `command` (2 workers, --max-restarts), SIGKILL one worker once RUN/last.pt exists, and return
+    the log after torchrun has finished successfully."""
     # See the README: without it, the restarted workers may read their predecessors' addresses.
     with launched(command, log, TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1") as agent:
         deadline = time.monotonic() + TIMEOUT
@@ -102,6 +101,14 @@ def test_a_killed_worker_is_restarted_and_the_run_completes(cifar_small, tmp_pat
         agent.wait(TIMEOUT)
     output = log.read_text()
     assert agent.returncode == 0, output[-3000:]
+    return output
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds torchrun's workers through /proc")
+def test_a_killed_worker_is_restarted_and_the_run_completes(cifar_small, tmp_path):
+    run, log = tmp_path / "run", tmp_path / "torchrun.log"
+    command = torchrun("--max-restarts", "1", data=cifar_small, out=run, **TINY, iters=12, eval_every=3)
+    output = kill_a_worker_after_the_first_checkpoint(command, run, log)
     assert "resuming" in output  # the restarted workers continued from the checkpoint
     assert load_checkpoint(run / "last.pt")["iteration"] == 12
     with (run / "metrics.csv").open() as f:
