@@ -9,7 +9,7 @@ convolutions alone (forward, and backward to input and weights, at their shapes,
 format). Their sum bounds the step; the rest of the step (BN, ReLU, additions, optimizer, augmentation, format
 conversions) is reported as the non-convolution share.
 
-    python benchmarks/train_throughput.py --data DIR [--model resnet20] [--steps 20] [--rounds 5] [--workers 2]
+    python benchmarks/train_throughput.py --data DIR [--model resnet20] [--steps 20] [--rounds 5] [--compile]
 
 Each figure is the median of `--rounds` rounds of `--steps` steps (with the range over rounds): on a shared
 2-core machine single runs of 30 steps varied by 10-15%.
@@ -115,6 +115,7 @@ def project(args, precision: str) -> tuple[list[float], list[float]]:
                 "precision": precision,
                 "batch_size": args.batch_size,
                 "val_split": 0,
+                "compile": args.compile,
             }
         )
         start = time.perf_counter()
@@ -153,7 +154,8 @@ def print_overhead_share(trainer: Trainer, startup: float, images_per_sec: float
 
 # Where the step's time goes: each operator's own (self) time, by the phase it ran in and the kind of work it is.
 PHASES = (("Optimizer.", "optimizer"), ("autograd::engine", "backward"), ("batch", "batch assembly"))
-KINDS = (
+KINDS = (  # the first match counts: generated kernels are named after all the operators they fuse
+    ("torch.compile kernels", ("cpp_fused", "CompiledFxGraph")),
     ("convolution", ("convolution", "mkldnn_conv")),
     ("batch norm", ("batch_norm",)),
     ("ReLU", ("relu", "threshold")),
@@ -272,12 +274,15 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2, help="the baseline's DataLoader workers (default: 2)")
     p.add_argument("--skip-baseline", action="store_true", help="only the project's figures")
     p.add_argument("--profile", action="store_true", help="also print where the project's step spends its time")
+    p.add_argument("--compile", action="store_true", help="torch.compile the project's model (resnets train --compile)")
     p.add_argument(
         "--default-malloc",
         action="store_true",
         help="leave glibc's malloc as it is (the baseline of runtime.keep_freed_memory; run both to compare)",
     )
     args = p.parse_args()
+    if args.compile and args.profile:
+        torch._inductor.config.cpp.enable_kernel_profile = True  # else the profile sees only the graph calls
     if args.default_malloc:
         loop.keep_freed_memory = lambda device: False
     print(
@@ -287,7 +292,8 @@ def main() -> None:
     print(f"matmul peak: fp32 {matmul_peak(torch.float32):.0f} GFLOP/s, bf16 {matmul_peak(torch.bfloat16):.0f} GFLOP/s")
     # The project first: the baseline's DataLoader workers linger and would slow what runs after them.
     results, bounds = {}, {}
-    for name, precision in (("resnets fp32", "fp32"), ("resnets auto precision", "auto")):
+    compiled = ", compiled" if args.compile else ""
+    for name, precision in ((f"resnets fp32{compiled}", "fp32"), (f"resnets auto precision{compiled}", "auto")):
         results[name], bounds[name] = project(args, precision)
     if not args.skip_baseline:
         results["baseline (per-sample, fp32)"] = baseline(args)
