@@ -24,45 +24,45 @@ static inline void put(at::BFloat16* p, float v) {
 
 constexpr int64_t kRows = 4;  // independent accumulators: one add chain per row in flight
 
-// out[c] = the sum over rows of x (center = nullptr) or of (x - center)^2.
-template <typename T>
-static void column_sums(const T* __restrict__ x, int64_t M, int64_t C, const float* __restrict__ center, double* out) {
+// The sums over M rows of `width` terms each, which `add(r, acc)` adds for row r into acc[0, width): fp32 partials
+// per thread in blocks of 256 rows, kRows rows in flight, summed in fp64.
+template <typename AddRow>
+static std::vector<double> row_sums(int64_t M, int64_t width, const AddRow& add) {
   const int threads = at::get_num_threads();
-  std::vector<double> part(threads * C, 0.0);
+  std::vector<double> part(threads * width, 0.0);
   at::parallel_for(0, M, 4096, [&](int64_t begin, int64_t end) {
-    double* acc = part.data() + at::get_thread_num() * C;
-    std::vector<float> chunk(kRows * C);
-    float* __restrict__ ch = chunk.data();
+    double* acc = part.data() + at::get_thread_num() * width;
+    std::vector<float> chunk(kRows * width);
     for (int64_t r0 = begin; r0 < end; r0 += 256) {
       const int64_t r1 = std::min(end, r0 + 256);
       std::fill(chunk.begin(), chunk.end(), 0.f);
       int64_t r = r0;
-      for (; r + kRows <= r1; r += kRows) {
-        for (int64_t k = 0; k < kRows; ++k) {
-          const T* __restrict__ row = x + (r + k) * C;
-          float* __restrict__ a = ch + k * C;
-          if (center) {
-            #pragma omp simd
-            for (int64_t c = 0; c < C; ++c) { const float d = to_float(row[c]) - center[c]; a[c] += d * d; }
-          } else {
-            #pragma omp simd
-            for (int64_t c = 0; c < C; ++c) a[c] += to_float(row[c]);
-          }
-        }
-      }
-      for (; r < r1; ++r) {
-        const T* __restrict__ row = x + r * C;
-        for (int64_t c = 0; c < C; ++c) { const float v = to_float(row[c]); ch[c] += center ? (v - center[c]) * (v - center[c]) : v; }
-      }
+      for (; r + kRows <= r1; r += kRows)
+        for (int64_t k = 0; k < kRows; ++k) add(r + k, chunk.data() + k * width);
+      for (; r < r1; ++r) add(r, chunk.data());
       for (int64_t k = 0; k < kRows; ++k)
-        for (int64_t c = 0; c < C; ++c) acc[c] += ch[k * C + c];
+        for (int64_t i = 0; i < width; ++i) acc[i] += chunk[k * width + i];
     }
   });
-  for (int64_t c = 0; c < C; ++c) {
-    double s = 0;
-    for (int t = 0; t < threads; ++t) s += part[t * C + c];
-    out[c] = s;
-  }
+  std::vector<double> out(width, 0.0);
+  for (int t = 0; t < threads; ++t)
+    for (int64_t i = 0; i < width; ++i) out[i] += part[t * width + i];
+  return out;
+}
+
+// Per channel, the sum over rows of x (center = nullptr) or of (x - center)^2.
+template <typename T>
+static std::vector<double> column_sums(const T* __restrict__ x, int64_t M, int64_t C, const float* __restrict__ center) {
+  return row_sums(M, C, [&](int64_t r, float* __restrict__ a) {
+    const T* __restrict__ row = x + r * C;
+    if (center) {
+      #pragma omp simd
+      for (int64_t c = 0; c < C; ++c) { const float d = to_float(row[c]) - center[c]; a[c] += d * d; }
+    } else {
+      #pragma omp simd
+      for (int64_t c = 0; c < C; ++c) a[c] += to_float(row[c]);
+    }
+  });
 }
 
 // out = a * x + b per channel (+ u * y when y is given).
@@ -85,44 +85,17 @@ static void affine(const T* __restrict__ x, const T* __restrict__ y, int64_t M, 
   });
 }
 
-// sums of dy and of dy * (x - mean) per channel, in one pass over both.
+// Per channel, the sums of dy (first C) and of dy * (x - mean) (next C), in one pass over both.
 template <typename T>
-static void grad_sums(const T* __restrict__ dy, const T* __restrict__ x, int64_t M, int64_t C, const float* __restrict__ mu,
-                      double* sum_dy, double* sum_dyx) {
-  const int threads = at::get_num_threads();
-  std::vector<double> part(threads * 2 * C, 0.0);
-  at::parallel_for(0, M, 4096, [&](int64_t begin, int64_t end) {
-    double* acc = part.data() + at::get_thread_num() * 2 * C;
-    std::vector<float> chunk(kRows * 2 * C);
-    float* __restrict__ ch = chunk.data();
-    for (int64_t r0 = begin; r0 < end; r0 += 256) {
-      const int64_t r1 = std::min(end, r0 + 256);
-      std::fill(chunk.begin(), chunk.end(), 0.f);
-      int64_t r = r0;
-      for (; r + kRows <= r1; r += kRows) {
-        for (int64_t k = 0; k < kRows; ++k) {
-          const T* __restrict__ d = dy + (r + k) * C;
-          const T* __restrict__ xr = x + (r + k) * C;
-          float* __restrict__ g = ch + k * 2 * C;
-          float* __restrict__ gx = g + C;
-          #pragma omp simd
-          for (int64_t c = 0; c < C; ++c) { const float v = to_float(d[c]); g[c] += v; gx[c] += v * (to_float(xr[c]) - mu[c]); }
-        }
-      }
-      for (; r < r1; ++r)
-        for (int64_t c = 0; c < C; ++c) {
-          const float v = to_float(dy[r * C + c]);
-          ch[c] += v; ch[C + c] += v * (to_float(x[r * C + c]) - mu[c]);
-        }
-      for (int64_t k = 0; k < kRows; ++k)
-        for (int64_t c = 0; c < 2 * C; ++c) acc[c] += ch[k * 2 * C + c];
-    }
+static std::vector<double> grad_sums(const T* __restrict__ dy, const T* __restrict__ x, int64_t M, int64_t C,
+                                     const float* __restrict__ mu) {
+  return row_sums(M, 2 * C, [&](int64_t r, float* __restrict__ g) {
+    const T* __restrict__ d = dy + r * C;
+    const T* __restrict__ xr = x + r * C;
+    float* __restrict__ gx = g + C;
+    #pragma omp simd
+    for (int64_t c = 0; c < C; ++c) { const float v = to_float(d[c]); g[c] += v; gx[c] += v * (to_float(xr[c]) - mu[c]); }
   });
-  for (int64_t c = 0; c < C; ++c) {
-    double g = 0, gx = 0;
-    for (int t = 0; t < threads; ++t) { g += part[t * 2 * C + c]; gx += part[t * 2 * C + C + c]; }
-    sum_dy[c] = g; sum_dyx[c] = gx;
-  }
 }
 
 template <typename T>
@@ -130,12 +103,11 @@ static void forward_impl(const torch::Tensor& x2, const torch::Tensor& weight, c
                          torch::Tensor& y2, torch::Tensor& mean, torch::Tensor& invstd, torch::Tensor& var) {
   const int64_t M = x2.size(0), C = x2.size(1);
   const T* x = x2.data_ptr<T>();
-  std::vector<double> s(C);
   std::vector<float> scale(C), shift(C);
   float* mu = mean.data_ptr<float>();
-  column_sums(x, M, C, nullptr, s.data());
+  std::vector<double> s = column_sums(x, M, C, nullptr);
   for (int64_t c = 0; c < C; ++c) mu[c] = s[c] / M;
-  column_sums(x, M, C, mu, s.data());  // two passes, as ATen: no cancellation in E[x^2] - E[x]^2
+  s = column_sums(x, M, C, mu);  // two passes, as ATen: no cancellation in E[x^2] - E[x]^2
   const float* w = weight.data_ptr<float>();
   const float* b = bias.data_ptr<float>();
   for (int64_t c = 0; c < C; ++c) {
@@ -166,8 +138,9 @@ static void backward_impl(const torch::Tensor& dy2, const torch::Tensor& x2, con
   const float* mu = mean.data_ptr<float>();
   const float* is = invstd.data_ptr<float>();
   const float* w = weight.data_ptr<float>();
-  std::vector<double> sg(C), sgx(C);
-  grad_sums(dy2.data_ptr<T>(), x2.data_ptr<T>(), M, C, mu, sg.data(), sgx.data());
+  const std::vector<double> sums = grad_sums(dy2.data_ptr<T>(), x2.data_ptr<T>(), M, C, mu);
+  const double* sg = sums.data();
+  const double* sgx = sg + C;
   // dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)) = a * dy + u * x + k
   std::vector<float> a(C), u(C), k(C);
   for (int64_t c = 0; c < C; ++c) {
