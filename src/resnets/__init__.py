@@ -1,11 +1,26 @@
 """resnets: the networks, recipes, test protocols and analyses of He et al., "Deep Residual Learning" (CVPR 2016)."""
 
-from typing import Any
+from __future__ import annotations
 
-from . import models
-from .analysis.complexity import measure, model_complexity
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from .errors import UserError
-from .models import ResNet, ResNetConfig, list_models, model_config
+
+if TYPE_CHECKING:
+    from .models import ResNet
+
+# Loaded on first use (PEP 562), so that `import resnets` and the CLI's start import no torch: a Ctrl-C during
+# that second is the CLI's to catch, and `resnets --help` answers at once.
+_LAZY = {
+    "models": "",  # the zoo itself: resnets.models
+    "ResNet": "models",
+    "ResNetConfig": "models",
+    "list_models": "models",
+    "model_config": "models",
+    "measure": "analysis.complexity",
+    "model_complexity": "analysis.complexity",
+}
 
 __version__ = "0.1.0"
 __all__ = [
@@ -28,7 +43,9 @@ def create_model(name: str, weights: str | None = None, **options: Any) -> ResNe
     the network they need (stride_on='3x3'); a .pth or .safetensors file is loaded key for key.
     """
     if weights is None:
-        return models.create_model(name, **options)
+        from .models import create_model as build
+
+        return build(name, **options)
     from .weights import pretrained_model  # only when weights are asked for: a fresh model loads no download code
 
     return pretrained_model(name, weights, **options).model
@@ -41,3 +58,12 @@ def load_predictor(checkpoint: str | None = None, **settings: Any):
     from .inference import load_predictor  # the inference stack only when asked for
 
     return load_predictor(checkpoint, **settings)
+
+
+def __getattr__(name: str) -> Any:
+    """The public names that need torch, imported when first asked for."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'resnets' has no attribute {name!r}")
+    if not _LAZY[name]:
+        return import_module(f".{name}", __name__)
+    return getattr(import_module(f".{_LAZY[name]}", __name__), name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -32,14 +32,47 @@ def atomic_write(path: Path) -> Iterator[BinaryIO]:
         Path(tmp).unlink(missing_ok=True)
 
 
-def check_output(path: Path, *, force: bool = False, ours: Callable[[Path], bool] | None = None) -> None:
+def check_output(
+    path: Path, *, force: bool = False, ours: Callable[[Path], bool] | None = None, label: str = "--out"
+) -> None:
     """Refuse `path` as an output where it is a folder, cannot be written, or is an existing file that `ours` does
     not recognise as this command's own (unless `force`): nothing a user wrote is replaced unasked."""
     if path.is_dir():
-        raise UserError(f"--out {path} is a folder; pass a file name inside it, e.g. {path / ('out' + path.suffix)}")
+        raise UserError(f"{label} {path} is a folder; pass a file name inside it, e.g. {path / ('out' + path.suffix)}")
     if path.exists() and not force and not (ours and ours(path)):
-        raise UserError(f"--out {path} already exists; choose another name, or pass --force to replace it")
-    check_writable(path.parent, f"--out {path}")
+        raise UserError(f"{label} {path} already exists; choose another name, or pass --force to replace it")
+    check_writable(path.parent, f"{label} {path}")
+
+
+def check_output_folder(folder: Path, writes: Iterable[str], *, ours: bool, fix: str, label: str = "--out") -> None:
+    """Refuse `folder` as an output when it holds a file of one of the names this command `writes` and the folder is
+    not `ours` (no earlier output of this command owns it): a user's own metrics.csv or best.pt is never replaced
+    unasked. `fix` tells how to go on anyway (e.g. "pass --force to replace them"); the caller skips this to force."""
+    if ours or not folder.is_dir():
+        return
+    found = sorted(name for name in writes if (folder / name).exists())
+    if found:
+        raise UserError(
+            f"{label} {folder} already holds {', '.join(found)}, which this command would replace; "
+            f"choose another {label}, or {fix}"
+        )
+
+
+def check_outside(folder: Path, inputs: Iterable[Path], label: str = "--out") -> None:
+    """Refuse an output `folder` inside (or equal to) any of the `inputs` folders: results never mix into the data."""
+    target = folder.resolve()
+    for given in inputs:
+        source = given.resolve()
+        if source.is_dir() and (target == source or source in target.parents):
+            raise UserError(f"{label} {folder} is inside the input folder {given}; choose a {label} outside it")
+
+
+def check_not_input(path: Path, inputs: Iterable[Path], label: str = "--out") -> None:
+    """Refuse an output `path` that is one of the `inputs` (the same file by any name: links, '..'), even with
+    --force: an input is never replaced by what is made from it."""
+    for given in inputs:
+        if path.exists() and given.exists() and os.path.samefile(path, given):
+            raise UserError(f"{label} {path} is the input {given}; an input is never replaced, choose another {label}")
 
 
 def check_writable(folder: Path, label: str) -> None:

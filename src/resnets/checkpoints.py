@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-import zipfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -70,18 +70,47 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 def load_safely(path: Path) -> Any:
     """`torch.load` with `weights_only=True` (tensors and plain containers: no code runs), errors as one line."""
+    kind = file_kind(path)
+    if kind == "onnx":
+        raise UserError(f"{path} is an ONNX model, not a checkpoint; predict and serve take it as --onnx {path}")
+    if kind == "safetensors":
+        raise UserError(f"{path} holds safetensors, not a PyTorch checkpoint; name it {path.stem}.safetensors")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on the pickle protocol; a file that fails says why below
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:  # other objects (classes, functions: code to run), or damaged bytes
         raise UserError(
-            f"{path} holds objects other than tensors and plain data; refusing to load it ({_reason(e)})"
+            f"{path} holds objects other than tensors and plain data, or damaged bytes; refusing to load it "
+            f"({_reason(e)})"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+    except Exception as e:  # torch's loader fails on damaged bytes with errors of any kind: each is one line
         raise UserError(f"{path} is truncated or corrupted and cannot be loaded ({_reason(e)})") from None
 
 
+def file_kind(path: Path) -> str | None:
+    """What a file's first bytes say it is, where that is not a PyTorch file: "safetensors", "onnx", else None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(10)
+    except OSError as e:
+        raise UserError(f"cannot read {path} ({e.strerror or e})") from None
+    if len(head) == 10 and head[8:10] == b'{"' and int.from_bytes(head[:8], "little") < path.stat().st_size:
+        return "safetensors"  # an 8-byte header length, then the JSON header
+    # An ONNX ModelProto: field 1 (ir_version, a small varint), then a length-delimited field (a name, the graph).
+    if path.suffix == ".onnx" or (len(head) >= 3 and head[0] == 0x08 and head[1] < 0x80 and head[2] & 7 == 2):
+        return "onnx"
+    return None
+
+
 def _reason(error: Exception) -> str:
-    return (str(error).splitlines() or [type(error).__name__])[0][:200]
+    # torch's weights-only errors open with advice to unpickle unsafely; the cause follows the marker
+    text = str(error)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text.split(marker, 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines or [type(error).__name__])[0].split(". ")[0][:200]
 
 
 def latest_checkpoint(run: Path) -> tuple[Path, dict[str, Any]] | None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
 from .atomic import atomic_write
-from .checkpoints import BEST, FINAL, LAST, load_checkpoint, load_safely
+from .checkpoints import BEST, FINAL, LAST, checksum, file_kind, load_checkpoint, load_safely
 from .data.imagenet_classes import IMAGENET_WNIDS
 from .errors import UserError
 from .models import ResNet, ResNetConfig, create_model
@@ -21,6 +24,10 @@ WEIGHTS_FORMAT = "resnets-weights-v1"
 HEAD = ("fc.weight", "fc.bias")  # the classifier, which fine-tuning on other classes starts afresh
 SHOWN = 5  # keys listed per kind in a mismatch error
 MEASURED = ("iteration", "val_error", "train_images")  # what an export keeps of its run, besides the weights
+PLAIN = ("format", "model_name", "checksum")  # an export's metadata values that are plain strings, not JSON
+# What a classifier checkpoint of `resnets train` holds, and of which type (a detector's holds other keys).
+CLASSIFIER_STATE = {"model_name": str, "model_config": dict, "model": dict, "pixel_mean": torch.Tensor}
+CLASSIFIER_STATE |= {"classes": list, "train_config": dict, "iteration": int}
 # The per-channel normalisation torchvision's ImageNet weights were trained with (inputs in [0, 1]).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -52,53 +59,130 @@ def model_classes(named: list[str], num_classes: int) -> list[str]:
 def checkpoint_file(path: str | Path) -> Path:
     """A run folder resolves to its best.pt, else its last.pt, else its final.safetensors (the final weights: the
     only ones of a run that validated on the test split); a file is itself."""
+    found = weight_files(path)
+    if found:
+        return found[0]
+    if Path(path).is_dir():
+        raise UserError(f"{path} holds no {BEST}, {LAST} or {FINAL}; is it a training run folder?")
+    raise UserError(f"checkpoint {path} does not exist")
+
+
+def weight_files(path: str | Path) -> list[Path]:
+    """The weight files of a run folder that exist, in checkpoint_file's order of preference; a file: itself."""
     path = Path(path)
     if path.is_dir():
-        for name in (BEST, LAST, FINAL):
-            if (path / name).is_file():
-                return path / name
-        raise UserError(f"{path} holds no {BEST}, {LAST} or {FINAL}; is it a training run folder?")
-    if not path.exists():
-        raise UserError(f"checkpoint {path} does not exist")
-    return path
+        return [path / name for name in (BEST, LAST, FINAL) if (path / name).is_file()]
+    return [path] if path.exists() else []
 
 
 def load_trained(path: str | Path) -> TrainedModel:
     """Rebuild a model from a run folder, a training checkpoint (.pt) or an exported .safetensors file."""
     file = checkpoint_file(path)
-    if file.suffix == ".safetensors":
+    if file.suffix == ".safetensors" or file_kind(file) == "safetensors":
         return _exported(file, *_read_safetensors(file))
     state = load_checkpoint(file)
-    model = ResNet(ResNetConfig(**state["model_config"]))
-    model.load_state_dict(state["model"])
+    classifier_state(path, file, state)
+    model = ResNet(model_config(file, state["model_config"]))
+    load_weights(model, state["model"], source=str(file))
+    mean, std = checked_normalisation(file, state["pixel_mean"], state.get("pixel_std"))
     return TrainedModel(
         state["model_name"],
         model,
-        state["pixel_mean"],
-        model_classes(state["classes"], model.config.num_classes),
+        mean,
+        checked_classes(file, state["classes"], model.config.num_classes),
         state["train_config"],
-        state.get("pixel_std"),
+        std,
         state["iteration"],
         state.get("val_error"),
         state.get("train_images"),
     )
 
 
+def classifier_state(given: str | Path, file: Path, state: dict[str, Any]) -> None:
+    """Refuse a checkpoint that is no classifier's: a detector's (naming the command that takes it), or a damaged one.
+
+    Every command that loads a classifier run (export, predict, evaluate, serve, analyze) meets this in load_trained.
+    """
+    if "detector_config" in state:
+        raise UserError(
+            f"{given} is a detection run (`resnets detect train`), not a classifier; use it with "
+            f"`resnets detect predict --checkpoint {given} IMAGES` or `resnets detect evaluate --checkpoint {given}`"
+        )
+    wrong = [key for key, kind in CLASSIFIER_STATE.items() if not isinstance(state.get(key), kind)]
+    if not wrong and not all(isinstance(v, torch.Tensor) for v in state["model"].values()):
+        wrong = ["model"]
+    if wrong:
+        raise UserError(f"{file} is not a classifier checkpoint of `resnets train` ({', '.join(wrong)} bad or missing)")
+
+
+def model_config(file: Path, values: Any) -> ResNetConfig:
+    """The ResNetConfig a file describes; a bad one is one line naming the file."""
+    try:
+        return ResNetConfig(**values)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{file} describes no valid network ({str(e).splitlines()[0][:200]})") from None
+
+
+def checked_normalisation(
+    file: Path,
+    mean: torch.Tensor,
+    std: torch.Tensor | None,
+    size: tuple[int, ...] | None = None,
+    keys: tuple[str, str] = ("pixel_mean", "pixel_std"),
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`mean` ([3, 1, 1] or, per pixel, [3, H, W]; of H, W = `size` if given) and `std` (3 values, positive or None),
+    both finite, as float32; a wrong one is one line naming the file and its key (of `keys`)."""
+    per_pixel = mean.dim() == 3 and mean.shape[0] == 3 and (size is None or tuple(mean.shape[1:]) == tuple(size))
+    if not ((mean.shape == (3, 1, 1) or per_pixel) and bool(mean.isfinite().all())):
+        want = "[3, 1, 1]" + (f" or [3, {size[0]}, {size[1]}]" if size else " or [3, H, W]")
+        raise UserError(f"{file}: {keys[0]!r} has shape {list(mean.shape)}, not {want} finite values; re-export it")
+    if std is not None and not (std.numel() == 3 and bool(std.isfinite().all()) and bool((std > 0).all())):
+        raise UserError(f"{file}: {keys[1]!r} is not 3 positive finite values; re-export it")
+    return mean.float(), None if std is None else std.float().reshape(3, 1, 1)
+
+
+def checked_classes(file: Path, classes: Any, num_classes: int) -> list[str]:
+    """`classes` if they are names, one per output (or none), as model_classes gives them; else one line."""
+    if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        raise UserError(f"{file}: 'classes' is not a list of names; re-export it")
+    if classes and len(classes) != num_classes:
+        raise UserError(f"{file}: 'classes' names {len(classes)} classes for {num_classes} outputs; re-export it")
+    return model_classes(classes, num_classes)
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a .safetensors file or a .pth/.pt state dict (bare, or under 'state_dict' or 'model')."""
+    """The tensors of a .safetensors file or a .pth/.pt/.th state dict: bare, or a checkpoint's (see `inner_state`)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"weights file {path} does not exist")
-    if path.suffix == ".safetensors":
+    if path.suffix == ".safetensors" or file_kind(path) == "safetensors":
         return _read_safetensors(path)[0]
     state = load_safely(path)
-    if isinstance(state, dict):  # a wrapper: a training checkpoint keeps the weights under 'model'
-        state = next((state[key] for key in ("state_dict", "model") if isinstance(state.get(key), dict)), state)
-    if not (isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values())):
+    state = inner_state(path, state) if isinstance(state, dict) else state
+    if not _is_state(state):
         raise UserError(
             f"{path} holds no state dict (parameter names -> tensors); pass a torchvision-format weights file"
         )
     return dict(state)
+
+
+def inner_state(path: Path, checkpoint: dict) -> Any:
+    """A checkpoint's state dict: itself, else its 'state_dict' or 'model' entry, else its one entry of tensors, beside
+    others such as 'epoch', 'best_prec1' or an optimizer's state; several such entries are one line naming them."""
+    if _is_state(checkpoint):
+        return checkpoint
+    for key in ("state_dict", "model"):  # a training checkpoint keeps the weights under 'model'
+        if isinstance(checkpoint.get(key), dict):
+            return checkpoint[key]
+    found = [key for key, value in checkpoint.items() if _is_state(value)]
+    if len(found) > 1:
+        names = ", ".join(map(repr, found[:SHOWN]))
+        raise UserError(f"{path} holds several state dicts ({names}); save the one to load on its own")
+    return checkpoint[found[0]] if found else checkpoint
+
+
+def _is_state(value: Any) -> bool:
+    return isinstance(value, dict) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
 
 
 def load_weights(model: ResNet, state: dict[str, torch.Tensor], *, source: str, reset_head: bool = False) -> list[str]:
@@ -121,11 +205,17 @@ def load_weights(model: ResNet, state: dict[str, torch.Tensor], *, source: str, 
     return fresh
 
 
-def pretrained_model(model_name: str, weights: str, **options: Any) -> TrainedModel:
-    """`model_name` with `weights`: a release tag ('torchvision-v1', downloaded once) or a .pth/.safetensors file."""
+def pretrained_model(
+    model_name: str, weights: str, normalization: Normalization | Mapping[str, Any] | None = None, **options: Any
+) -> TrainedModel:
+    """`model_name` with `weights`: a release tag ('torchvision-v1', downloaded once) or a .pth/.safetensors file,
+    another implementation's included (see pretrained.placed); `normalization` for a file that carries none, which
+    otherwise gets ImageNet's mean and std, with a warning saying so."""
     from . import pretrained  # the download code, only when weights are asked for
 
-    if pretrained.is_tag(weights):
+    normalization = Normalization.of(normalization)
+    tagged = pretrained.is_tag(weights)
+    if tagged:
         options = pretrained.release_options(weights, options)
         file = pretrained.weights_file(model_name, weights)
     else:
@@ -133,19 +223,78 @@ def pretrained_model(model_name: str, weights: str, **options: Any) -> TrainedMo
         if not file.is_file():
             tags = ", ".join(pretrained.RELEASES)
             raise UserError(f"weights {weights} is neither a file nor a weights tag ({tags})")
-    if file.suffix == ".safetensors":
+    if file.suffix == ".safetensors" or file_kind(file) == "safetensors":
         state, metadata = _read_safetensors(file)
         if metadata.get("format") == WEIGHTS_FORMAT:
+            if normalization is not None:
+                raise UserError(f"{file} carries its own normalisation; drop --normalize, --mean and --std")
             return _exported_as(file, model_name, options, _exported(file, state, metadata))
     else:
         state = read_state_dict(file)
+    with torch.device("meta"):  # only the keys and shapes, to place the file's on
+        skeleton = create_model(model_name, **options)
+    state = pretrained.placed(state, skeleton, str(file))
     if "fc.weight" in state:  # the file decides the class count unless options say otherwise (then: mismatch)
         options = {"num_classes": state["fc.weight"].shape[0], **options}
     model = create_model(model_name, **options)
     load_weights(model, state, source=str(file))
-    # torchvision's normalisation; the file names no classes.
-    mean, std = (torch.tensor(values).view(3, 1, 1) for values in (IMAGENET_MEAN, IMAGENET_STD))
-    return TrainedModel(model_name, model, mean, model_classes([], model.config.num_classes), {}, std)
+    if normalization is None:
+        normalization = IMAGENET if tagged else assumed(file, IMAGENET)
+    # The file names no classes; a CIFAR network is tested on the whole 32x32 image, as our CIFAR runs are.
+    train_config = {"augmentation": "cifar"} if model.config.stem == "cifar" else {}
+    classes = model_classes([], model.config.num_classes)
+    return TrainedModel(model_name, model, normalization.mean, classes, train_config, normalization.std)
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """What inputs in [0, 1] have subtracted ([3, 1, 1] per channel, [3, H, W] per pixel), then divided by (or not)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor | None
+    about: str  # in words, for the line saying which was assumed
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain values, as serve passes them to its worker processes; `of` reads them back."""
+        return {"mean": self.mean.tolist(), "std": None if self.std is None else self.std.tolist(), "about": self.about}
+
+    @classmethod
+    def of(cls, value: Normalization | Mapping[str, Any] | None) -> Normalization | None:
+        """`value` itself, or the Normalization whose `to_json()` it is."""
+        if value is None or isinstance(value, Normalization):
+            return value
+        std = None if value["std"] is None else torch.tensor(value["std"], dtype=torch.float32)
+        return cls(torch.tensor(value["mean"], dtype=torch.float32), std, value["about"])
+
+
+def channel_normalization(mean: tuple[float, ...], std: tuple[float, ...] | None, about: str) -> Normalization:
+    """Per-channel `mean` (and `std`), 3 values each on the [0, 1] scale of the inputs."""
+    mean_t, std_t = (None if v is None else torch.tensor(v, dtype=torch.float32).view(3, 1, 1) for v in (mean, std))
+    return Normalization(mean_t, std_t, about)
+
+
+# torchvision's ImageNet weights and pytorch_resnet_cifar10's CIFAR ones were both trained with it.
+IMAGENET = channel_normalization(
+    IMAGENET_MEAN, IMAGENET_STD, f"ImageNet's per-channel mean {IMAGENET_MEAN} and std {IMAGENET_STD}"
+)
+
+
+def cifar_pixel_mean(data: str | Path) -> Normalization:
+    """The per-pixel mean of the training images of `data` (CIFAR-10's folder, or 32x32 class folders), no std: the
+    paper's CIFAR normalisation, computed as `resnets train` computes it."""
+    from .data import load_split, pixel_mean
+
+    return Normalization(pixel_mean(load_split(data, "train").images), None, f"the per-pixel mean of {data}/train")
+
+
+def assumed(file: Path, normalization: Normalization) -> Normalization:
+    """`normalization`, after a warning that `file` carries none and this one is assumed."""
+    warnings.warn(
+        f"{file} carries no input normalisation; assuming {normalization.about} (evaluate, predict, serve and "
+        "export take another as --normalize imagenet|cifar-pixel-mean or --mean R,G,B --std R,G,B)",
+        stacklevel=3,  # the caller of pretrained_model
+    )
+    return normalization
 
 
 def export_safetensors(trained: TrainedModel, out: Path) -> None:
@@ -165,6 +314,7 @@ def export_safetensors(trained: TrainedModel, out: Path) -> None:
     for key in MEASURED:
         if getattr(trained, key) is not None:
             metadata[key] = json.dumps(getattr(trained, key))
+    metadata["checksum"] = checksum({"tensors": tensors, "metadata": metadata})  # verified by _read_safetensors
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out) as f:
         f.write(save(tensors, metadata=metadata))
@@ -177,17 +327,91 @@ def read_metadata(file: Path) -> dict[str, Any]:
             metadata = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
         raise UserError(f"{file} is not a readable safetensors file ({str(e).splitlines()[0][:200]})") from None
-    return {k: v if k in ("format", "model_name") else json.loads(v) for k, v in metadata.items()}
+    meta = Metadata(file, metadata)
+    return {k: v if k in PLAIN else meta.get(k) for k, v in metadata.items()}
+
+
+class Metadata:
+    """A file's string metadata (safetensors, ONNX), each value read as JSON and checked as it is read: a missing,
+    non-JSON or ill-typed value is one line naming the file and the key."""
+
+    def __init__(self, file: Path, props: Mapping[str, str]):
+        self.file, self.props = file, props
+
+    def get(self, key: str, check: Callable[[Any], bool] = lambda v: True, what: str = "JSON", optional=False) -> Any:
+        """The value of `key`, decoded; `check` says whether it is `what` (e.g. "a list of numbers")."""
+        if self.text(key, optional) is None:
+            return None
+        try:
+            value, ok = json.loads(self.props[key]), True
+        except ValueError:
+            value, ok = None, False
+        if not (ok and check(value)):
+            raise UserError(
+                f"{self.file}: metadata {key!r} is not {what} ({self.props[key][:40]!r}); "
+                "export it again with `resnets export`"
+            )
+        return value
+
+    def text(self, key: str, optional: bool = False) -> str | None:
+        """The plain string under `key` (None if absent and `optional`)."""
+        if self.props.get(key):
+            return self.props[key]
+        if optional:
+            return None
+        raise UserError(f"{self.file}: its metadata has no {key!r}; export it again with `resnets export`")
+
+    def tensor(self, key: str, shape_key: str | None = None, optional: bool = False) -> torch.Tensor | None:
+        """The finite numbers under `key` as a float32 tensor, of the shape stored under `shape_key` if given."""
+        values = self.get(key, _numbers, "a list of finite numbers", optional)
+        if values is None:
+            return None
+        shape = self.get(shape_key, _shape, "a shape (positive integers)") if shape_key else [len(values)]
+        if math.prod(shape) != len(values):
+            raise UserError(
+                f"{self.file}: metadata {key!r} holds {len(values)} values, not the {math.prod(shape)} of its shape "
+                f"{shape}; export it again with `resnets export`"
+            )
+        return torch.tensor(values, dtype=torch.float32).reshape(shape)
+
+    def train_config(self, key: str) -> dict:
+        """The training config under `key`: an object whose view sizes, if any, are positive integers."""
+        return self.get(key, _train_config, "an object with positive integer test_resize and crop_size")
+
+
+def _train_config(value: Any) -> bool:
+    return isinstance(value, dict) and all(_count(value[k]) for k in ("test_resize", "crop_size") if k in value)
+
+
+def _numbers(value: Any) -> bool:
+    return isinstance(value, list) and all(_number(v) and math.isfinite(v) for v in value)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _shape(value: Any) -> bool:
+    return isinstance(value, list) and all(_count(v) for v in value)
 
 
 def _read_safetensors(file: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """The tensors and the metadata of a safetensors file."""
+    """The tensors and the metadata of a safetensors file, checked against the checksum an export stores."""
     try:
         tensors = load_file(str(file))
         with safe_open(str(file), "pt") as f:
             metadata = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
         raise UserError(f"{file} is not a readable safetensors file ({str(e).splitlines()[0][:200]})") from None
+    stored = metadata.get("checksum")  # exports before the checksum, and other tools' files, have none
+    if stored is not None:
+        content = {"tensors": tensors, "metadata": {k: v for k, v in metadata.items() if k != "checksum"}}
+        if stored != checksum(content):
+            raise UserError(f"{file} is corrupted (its checksum does not match its contents); export it again")
     return tensors, metadata
 
 
@@ -195,16 +419,17 @@ def _exported(file: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, 
     """The model that export_safetensors wrote to `file`, rebuilt from its metadata."""
     if metadata.get("format") != WEIGHTS_FORMAT:
         raise UserError(f"{file} has no resnets metadata; build the model with --model and load it with --weights")
-    config = ResNetConfig(**json.loads(metadata["model_config"]))
+    meta = Metadata(file, metadata)
+    config = model_config(file, meta.get("model_config", lambda v: isinstance(v, dict), "an object"))
     model = ResNet(config)
     load_weights(model, tensors, source=str(file))  # missing keys or wrong shapes: one line, not a traceback
-    mean = torch.tensor(json.loads(metadata["pixel_mean"])).reshape(json.loads(metadata["pixel_mean_shape"]))
-    std = torch.tensor(json.loads(metadata["pixel_std"])).view(3, 1, 1) if "pixel_std" in metadata else None
-    classes = model_classes(json.loads(metadata["classes"]), config.num_classes)
-    measured = {key: json.loads(metadata[key]) for key in MEASURED if key in metadata}
-    return TrainedModel(
-        metadata["model_name"], model, mean, classes, json.loads(metadata["train_config"]), std, **measured
+    mean, std = checked_normalisation(
+        file, meta.tensor("pixel_mean", "pixel_mean_shape"), meta.tensor("pixel_std", optional=True)
     )
+    classes = checked_classes(file, meta.get("classes"), config.num_classes)
+    measured = {key: meta.get(key, _number, "a number") for key in MEASURED if key in metadata}
+    train_config = meta.train_config("train_config")
+    return TrainedModel(meta.text("model_name"), model, mean, classes, train_config, std, **measured)
 
 
 def _exported_as(file: Path, model_name: str, options: dict[str, Any], trained: TrainedModel) -> TrainedModel:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
 
 import pytest
 import torch
 
+from resnets.checkpoints import load_checkpoint
 from resnets.cli import main
-from resnets.detection.training import DetectionTrainConfig
+from resnets.detection.training import DetectionTrainConfig, DetectionTrainer
 from resnets.training.config import recipe_values
+from resnets.training.lock import LOCK
 
 from .conftest import SCENES, voc_xml
 
@@ -27,12 +31,28 @@ def train(voc, run, iters, *extra):
     return main(["detect", "train", "--data", str(voc), "--out", str(run), "--iters", str(iters), *SMALL, *extra])
 
 
-def test_resume_equals_an_uninterrupted_run(voc, tmp_path, capsys):
+def test_sigterm_saves_and_the_resumed_run_equals_an_uninterrupted_one(voc, tmp_path, capsys, monkeypatch):
     assert train(voc, tmp_path / "whole", 4) == 0
-    assert train(voc, tmp_path / "parts", 2) == 0
-    assert train(voc, tmp_path / "parts", 4, "--resume") == 0
+    step = DetectionTrainer.step
+
+    def signalled(self, iteration):
+        if iteration == 0:  # iteration 1 is no checkpoint (every 2): the signal's own save writes it
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(self, iteration)
+
+    parts = tmp_path / "parts"
+    with monkeypatch.context() as m:
+        m.setattr(DetectionTrainer, "step", signalled)
+        assert train(voc, parts, 4) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.endswith(
+        f"SIGTERM at iteration 1: saved {parts / 'last.pt'}; continue with: resnets detect train --out {parts} --resume"
+    )
+    assert load_checkpoint(parts / "last.pt")["iteration"] == 1 and not (parts / LOCK).exists()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone with the run
+    assert train(voc, parts, 4, "--resume") == 0
     whole = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)
-    parts = torch.load(tmp_path / "parts" / "last.pt", weights_only=True)
+    parts = torch.load(parts / "last.pt", weights_only=True)
     assert whole["iteration"] == parts["iteration"] == 4
     for key, value in whole["model"].items():
         torch.testing.assert_close(parts["model"][key], value, rtol=0, atol=0, msg=key)

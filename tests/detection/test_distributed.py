@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
 
-from resnets.checkpoints import load_checkpoint
+from resnets.checkpoints import load_checkpoint, save_checkpoint
 from resnets.cli import main
 from tests.training.test_distributed import TIMEOUT, TORCHRUN, kill_a_worker_after_the_first_checkpoint, launched
 
@@ -27,6 +28,15 @@ TINY = [
 def rows(run) -> list[dict[str, float]]:
     with (run / "metrics.csv").open() as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def stopped_early(run: Path, iters: int) -> None:
+    """Make `run` a run of `iters` iterations stopped at its checkpoint's, as SIGTERM would leave it: a resume may not
+    change --iters (the milestones are fractions of it). Its first steps are the same (no milestone falls in them)."""
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "iters": iters}))
+    state = load_checkpoint(run / "last.pt")
+    save_checkpoint(run / "last.pt", {**state, "train_config": {**state["train_config"], "iters": iters}})
 
 
 # The paper's frozen BN (fixed affine layers: nothing to share), and the default without backbone weights, BN that
@@ -72,6 +82,7 @@ def test_two_processes_train_as_one_with_the_same_global_batch(voc, tmp_path, bn
     if bn == "frozen":  # one process resumes the two-process run exactly as it continues its own run
         iters = 3
         for run in (two, one):
+            stopped_early(run, iters)
             assert (
                 main(["detect", "train", "--data", str(voc), "--out", str(run), "--iters", "3", *tiny, "--resume"]) == 0
             )

@@ -1,6 +1,7 @@
 """`resnets experiment degradation` at depth 20: both nets trained, the figure, the table, and resuming."""
 
 import json
+import shutil
 from types import SimpleNamespace
 
 import pytest
@@ -10,6 +11,7 @@ from resnets.checkpoints import load_checkpoint
 from resnets.cli import main
 from resnets.errors import UserError
 from resnets.experiments import degradation, runner
+from resnets.experiments.report import collect
 from resnets.training.loop import Trainer
 from resnets.training.metrics import read_metrics
 
@@ -42,7 +44,11 @@ def experiment(cifar_small, tmp_path_factory, private_cache):
     calls = []
     with pytest.MonkeyPatch.context() as m:
         train = runner.train
-        m.setattr(runner, "train", lambda config, resume: calls.append((config.model, resume)) or train(config, resume))
+        m.setattr(
+            runner,
+            "train",
+            lambda config, resume, **kw: calls.append((config.model, resume)) or train(config, resume, **kw),
+        )
         results = degradation("cifar", [20], str(cifar_small), out, **TINY)
     return SimpleNamespace(out=out, results=results, stopped_at=stopped_at, calls=calls, plain_mtime=plain_mtime)
 
@@ -123,3 +129,18 @@ def test_imagenet_family_trains_plain18_and_resnet18_with_the_sec_3_4_pipeline(i
     for name in ("plain18", "resnet18"):
         config = json.loads((tmp_path / "fig4" / name / "config.json").read_text())
         assert (config["augmentation"], config["model"]) == ("imagenet", name)
+
+
+def test_reuse_takes_the_residual_nets_from_another_experiment(experiment, cifar_small, tmp_path, monkeypatch):
+    table6 = tmp_path / "table6"
+    shutil.copytree(experiment.out / "resnet20", table6 / "resnet20")  # a finished ResNet-20 of another experiment
+    calls = []
+    train = runner.train
+    monkeypatch.setattr(runner, "train", lambda config, **kw: calls.append(config.model) or train(config, **kw))
+    out = tmp_path / "fig6"
+    degradation("cifar", [20], str(cifar_small), out, reuse=table6, **TINY)
+    assert calls == ["plain20"]  # ResNet-20 is not trained twice, nor copied
+    assert not (out / "resnet20").exists() and (out / "plain20" / "final.safetensors").is_file()
+    folders = json.loads((out / "experiment.json").read_text())["folders"]
+    assert folders == ["plain20", "../table6/resnet20"]
+    assert [run.path.resolve() for run in collect([out])[0]] == [out / "plain20", table6 / "resnet20"]

@@ -91,8 +91,11 @@ def test_onnx_predictor_gives_the_pytorch_predictors_scores(exported, tmp_path):
     onnx_predictor = load_predictor(onnx=path)
     torch.testing.assert_close(onnx_predictor.scores(images), torch_scores, atol=1e-5, rtol=0)
     assert onnx_predictor.labels == trained.classes
-    with pytest.raises(UserError, match="takes 32x32 inputs"):
-        onnx_predictor.scores([torch.zeros(3, 40, 40, dtype=torch.uint8)])
+    other = [torch.randint(0, 256, (3, 40, 48), dtype=torch.uint8)]  # resized to 32x32 by either backend
+    torch_predictor = load_predictor(tmp_path / "m.safetensors", backend="torch")
+    torch.testing.assert_close(onnx_predictor.scores(other), torch_predictor.scores(other), atol=1e-5, rtol=0)
+    with pytest.raises(UserError, match="takes 32x32 inputs, but the center view's crops are not all 32x32"):
+        load_predictor(onnx=path, view="center", resize=48, crop=40)
     with pytest.raises(UserError, match="features_only"):
         load_predictor(onnx=exported["backbone"][1])
 

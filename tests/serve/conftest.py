@@ -23,6 +23,9 @@ pytest.importorskip("fastapi", reason="serve needs FastAPI and uvicorn (pip inst
 STARTUP_S = 90  # importing torch and loading the model on a busy 2-core machine
 MAX_BYTES = 200_000
 MAX_PIXELS = 100_000
+MAX_IMAGES = 4
+MAX_DECODED_PIXELS = 250_000
+READ_TIMEOUT_S = 3
 
 
 @pytest.fixture(scope="session")
@@ -91,9 +94,12 @@ def running_server(log: Path, *args: str) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def server(cifar_model, tmp_path_factory) -> Iterator[Server]:  # noqa: F811
-    """The CIFAR ResNet-8 served with small limits: MAX_BYTES per request, MAX_PIXELS per image."""
+    """The CIFAR ResNet-8 served with small limits: MAX_BYTES and MAX_IMAGES per request, MAX_PIXELS per image,
+    MAX_DECODED_PIXELS at once, READ_TIMEOUT_S for a request's head and body."""
     log = tmp_path_factory.mktemp("serve") / "server.log"
     args = ["--checkpoint", str(cifar_model), "--max-bytes", str(MAX_BYTES), "--max-pixels", str(MAX_PIXELS)]
+    args += ["--max-images", str(MAX_IMAGES), "--max-decoded-pixels", str(MAX_DECODED_PIXELS)]
+    args += ["--read-timeout", str(READ_TIMEOUT_S)]
     with running_server(log, *args, "--batch-wait-ms", "20") as running:
         yield running
         assert running.stop() == 0, log.read_text()

@@ -35,7 +35,7 @@ def test_a_second_trainer_on_a_locked_run_is_refused_in_one_line(cifar_png, tmp_
     run = tmp_path / "run"
     run.mkdir()
     (run / LOCK).write_text(f"{os.getpid()} {socket.gethostname()}\n")  # a live process holds it
-    with pytest.raises(UserError, match=rf"another `resnets train` \(pid {os.getpid()}\) is training into") as info:
+    with pytest.raises(UserError, match=rf"another trainer \(pid {os.getpid()}\) is training into") as info:
         train(small(cifar_png, run))
     assert "\n" not in str(info.value) and sorted(p.name for p in run.iterdir()) == [LOCK]
 

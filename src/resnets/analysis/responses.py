@@ -20,6 +20,9 @@ from .output import RESULTS_FILE, write_text
 from .plots import response_plot
 from .tables import markdown_table, unique_labels
 
+TABLE, FIGURE = "responses.csv", "responses.png"
+WRITES = (TABLE, FIGURE, RESULTS_FILE)  # what `analyze responses` writes into its --out
+
 
 @dataclass
 class LayerResponses:
@@ -120,7 +123,7 @@ def write_csv(responses: list[LayerResponses], path: Path) -> Path:
 
 def save_responses(responses: list[LayerResponses], out: Path, split: str) -> list[Path]:
     """Write OUT/responses.csv, the two-panel OUT/responses.png and OUT/results.md with a summary table."""
-    figure = out / "responses.png"
+    figure = out / FIGURE
     response_plot(responses, figure, title=f"Layer responses (Fig. 7) on the {split} split")
     rows = [[r.label, str(len(r.stds)), f"{sum(r.stds) / len(r.stds):.3f}", f"{max(r.stds):.3f}"] for r in responses]
     summary = "\n\n".join(
@@ -131,7 +134,7 @@ def save_responses(responses: list[LayerResponses], out: Path, split: str) -> li
             "stem is 7x7, not counted).",
             f"![layer responses]({figure.name})",
             markdown_table(["model", "3x3 layers", "mean std", "largest std"], rows),
-            "Per layer: [responses.csv](responses.csv).",
+            f"Per layer: [{TABLE}]({TABLE}).",
         ]
     )
-    return [write_csv(responses, out / "responses.csv"), figure, write_text(out / RESULTS_FILE, summary + "\n")]
+    return [write_csv(responses, out / TABLE), figure, write_text(out / RESULTS_FILE, summary + "\n")]

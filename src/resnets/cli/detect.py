@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ..errors import UserError
 from .registry import command
@@ -13,9 +14,14 @@ from .registry import command
 def _add_detect(p: argparse.ArgumentParser) -> None:
     p.description = "Object detection with Faster R-CNN on a ResNet C4 trunk (Sec. 4.3 of the paper)."
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    t = sub.add_parser(
-        "train", help="train (or resume) a detector; writes RUN/last.pt and RUN/metrics.csv; runs under torchrun too"
-    )
+    about = "train (or resume) a detector; writes RUN/last.pt and RUN/metrics.csv; runs under torchrun too"
+    _add_train(sub.add_parser("train", help=about))
+    _add_evaluate(sub.add_parser("evaluate", help="map_50_voc07, map_50 and map of a detector or of a detections file"))
+    _add_predict(sub.add_parser("predict", help="detect objects in image files, folders or globs"))
+
+
+def _add_train(t: argparse.ArgumentParser) -> None:
+    """`detect train`'s flags."""
     t.add_argument("--data", help="a PASCAL VOC folder, a labelImg folder (image + same-name .xml) or a COCO folder")
     t.add_argument("--split", help="the training split (VOC: ImageSets/Main/SPLIT.txt; default train)")
     t.add_argument("--out", required=True, help="the run folder for checkpoints, config.json and metrics.csv")
@@ -53,8 +59,13 @@ def _add_detect(p: argparse.ArgumentParser) -> None:
     t.add_argument("--checkpoint-every", type=int, help="iterations between checkpoints (default 500)")
     t.add_argument("--log-every", type=int, help="iterations per metrics.csv row (default 10)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    t.add_argument(
+        "--force", action="store_true", help="replace files in --out that no detection run wrote (or an unloadable .pt)"
+    )
 
-    e = sub.add_parser("evaluate", help="map_50_voc07, map_50 and map of a detector or of a detections file")
+
+def _add_evaluate(e: argparse.ArgumentParser) -> None:
+    """`detect evaluate`'s flags."""
     source = e.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a `resnets detect train` run folder or checkpoint")
     source.add_argument("--detections", help="a JSON list of {image, label, box: [x1, y1, x2, y2], score}")
@@ -63,16 +74,27 @@ def _add_detect(p: argparse.ArgumentParser) -> None:
     e.add_argument("--limit", type=int, help="only the first N images of the split")
     e.add_argument("--save-detections", help="with --checkpoint: also write the detections to this JSON file")
     e.add_argument(
+        "--force", action="store_true", help="let --save-detections replace a file that is no detections file"
+    )
+    e.add_argument(
         "--skip-bad-images", action="store_true", help="skip bad images and boxes (counted) instead of stopping"
     )
     _add_detector_flags(e)
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
-    q = sub.add_parser("predict", help="detect objects in image files, folders or globs")
+
+def _add_predict(q: argparse.ArgumentParser) -> None:
+    """`detect predict`'s flags."""
     q.add_argument("--checkpoint", required=True, help="a `resnets detect train` run folder or checkpoint")
     q.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs")
     q.add_argument("--threshold", type=float, default=0.5, help="lowest score to report (default 0.5)")
-    q.add_argument("--draw", metavar="OUTDIR", help="write each image with its boxes drawn as OUTDIR/<name>.png")
+    q.add_argument("--strict", action="store_true", help="stop at the first image that cannot be decoded")
+    q.add_argument(
+        "--draw",
+        metavar="OUTDIR",
+        help="write each image with its boxes drawn as OUTDIR/<name>.png (<name>-2.png, ... where that is taken: "
+        "drawings never replace an input or a file of yours)",
+    )
     _add_detector_flags(q)
     q.add_argument("--json", action="store_true", help="print the detections as one JSON list")
 
@@ -95,11 +117,12 @@ def run_detect(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
-    from ..detection.training import DetectionTrainConfig, DetectionTrainer
+    from ..atomic import check_outside
+    from ..detection.training import DetectionTrainConfig, DetectionTrainer, resumed_config
     from ..training.config import recipe_values
     from ..training.distributed import process_group
+    from ..training.lock import run_lock
+    from .train import saved_config
 
     flags = ("data", "split", "out", "backbone", "backbone_weights", "stride_on", "pooler", "min_size", "max_size")
     flags += ("flip", "iters", "images_per_batch", "lr", "weight_decay", "skip_bad_images", "seed", "device")
@@ -110,58 +133,108 @@ def _train(args: argparse.Namespace) -> None:
             given["milestones"] = [float(v) for v in args.milestones.split(",") if v.strip()]
         except ValueError:
             raise UserError(f"--milestones {args.milestones!r} is not a comma-separated list such as 0.75") from None
+    values = {**(recipe_values(args.recipe) if args.recipe else {}), **given}
+    model = values.pop("model", {})
+    if not isinstance(model, dict):
+        raise UserError(f"recipe {args.recipe}: model = {model!r} must be a table of FasterRCNNConfig fields")
+    settings = {**model, **_settings(args.set)}
+    run = Path(args.out)
+    if args.resume:  # a recipe's values count as given: a resume refuses those that differ from the run's
+        config = resumed_config(values, settings, saved_config(run), str(run / "config.json"))
+    else:
+        source = f"recipe {args.recipe}" if args.recipe else "detect train"
+        config = DetectionTrainConfig.from_values({**values, "model": settings}, source)
+    if not config.data:
+        raise UserError("detect train needs --data DIR (a VOC, labelImg or COCO folder)")
+    check_outside(run, [Path(config.data).expanduser()])
+    with process_group(config.device) as group, run_lock(run, take=group.is_main):  # one trainer per run folder
+        row = DetectionTrainer(config, resume=args.resume, group=group, force=args.force).fit()
+    if row and group.is_main:
+        print(f"iteration {row['iteration']}: loss {row['loss']:.4f}; checkpoint in {args.out}")
+
+
+def _settings(items: list[str]) -> dict:
+    """`--set FIELD=VALUE` items as a dict; a VALUE that is not JSON is a string (the field's type is checked later)."""
     settings = {}
-    for item in args.set:
+    for item in items:
         key, sep, value = item.partition("=")
-        if not sep:
+        if not sep or not key.strip():
             raise UserError(f"--set {item!r} is not FIELD=VALUE, e.g. --set rpn_post_nms_test=100")
         try:
             settings[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
             settings[key.strip()] = value
-    saved = Path(args.out) / "config.json"
-    if args.resume and saved.is_file():
-        values = json.loads(saved.read_text())
-        source = str(saved)
-    else:
-        values = recipe_values(args.recipe) if args.recipe else {}
-        source = f"recipe {args.recipe}"
-    values.update(given)
-    values["model"] = {**values.get("model", {}), **settings}
-    config = DetectionTrainConfig.from_values(values, source)
-    if not config.data:
-        raise UserError("detect train needs --data DIR (a VOC, labelImg or COCO folder)")
-    with process_group(config.device) as group:  # under torchrun; a no-op for a single process
-        row = DetectionTrainer(config, resume=args.resume, group=group).fit()
-    if row and group.is_main:
-        print(f"iteration {row['iteration']}: loss {row['loss']:.4f}; checkpoint in {args.out}")
+    return settings
 
 
-def _detections_of(model, dataset, device, precision: str, progress: bool = True) -> list[dict]:
-    """The detector's detections on every image of `dataset`, in the annotations' pixel convention."""
+def _detections_of(model, dataset, device, precision: str, skip_bad_images: bool) -> list[dict]:
+    """The detector's detections on every image of `dataset`, in the annotations' pixel convention; with
+    `skip_bad_images` an image that does not decode is left out of `dataset` and counted there."""
     import torch
     from tqdm import tqdm
 
-    from ..data.decode import decode_image
+    from ..data.decode import BadImage, decode_image
 
-    out = []
-    for a in tqdm(dataset.annotations, desc="detecting", unit="img", disable=not progress, file=None):
-        result = model.detect([torch.from_numpy(decode_image(a.file)).to(device)], precision=precision)[0]
+    out, kept = [], []
+    for a in tqdm(dataset.annotations, desc="detecting", unit="img", file=None):
+        try:
+            image = torch.from_numpy(decode_image(a.file))
+        except BadImage as e:
+            if not skip_bad_images:
+                raise UserError(f"{e}, or pass --skip-bad-images to skip and count such images") from None
+            dataset.skipped_images.append(str(e))
+            continue
+        kept.append(a)
+        result = model.detect([image.to(device)], precision=precision)[0]
         boxes = dataset.to_annotation(result["boxes"].cpu().numpy())
         for box, score, label in zip(boxes, result["scores"].tolist(), result["labels"].tolist()):
             out.append({"image": a.image_id, "label": dataset.classes[label], "box": box.tolist(), "score": score})
+    dataset.annotations = kept
     return out
 
 
-def _evaluate(args: argparse.Namespace) -> None:
-    from pathlib import Path
+def _check_evaluate_flags(args: argparse.Namespace) -> None:
+    """The flags' values, and --save-detections as an output, before any work: nothing a user wrote is replaced
+    without --force, and no input (the checkpoint, the data) even with it."""
+    from ..atomic import check_not_input, check_output, check_outside
+    from ..detection.evaluation import is_detections_file
+    from ..detection.training import detector_file
 
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit {args.limit} must be a positive number of images (or left out for all)")
+    if not args.save_detections:
+        return
+    if not args.checkpoint:
+        raise UserError("--save-detections saves the detections of a --checkpoint; a --detections file is saved")
+    out, label = Path(args.save_detections), "--save-detections"
+    check_not_input(out, [detector_file(args.checkpoint)], label=label)
+    check_outside(out, [Path(args.data)], label=label)
+    check_output(out, force=args.force, ours=is_detections_file, label=label)
+
+
+def _read_detections(path: Path, dataset) -> list[dict]:
+    """The detections list in file `path`, checked against `dataset`."""
+    from ..data.paths import what_is
+    from ..detection.evaluation import check_detections
+
+    if not path.is_file():  # a FIFO would block the read forever
+        raise UserError(f"cannot read detections file {path}: it {what_is(path)}; pass a JSON file of detections")
+    try:
+        detections = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read detections file {path} ({e})") from None
+    check_detections(detections, dataset, str(path))
+    return detections
+
+
+def _evaluate(args: argparse.Namespace) -> None:
     from ..atomic import atomic_write
     from ..detection.data import load_detection_split
-    from ..detection.evaluation import check_detections, evaluate_detections
+    from ..detection.evaluation import evaluate_detections
     from ..detection.training import load_detector
     from ..runtime import resolve_device, resolve_precision
 
+    _check_evaluate_flags(args)
     classes = None
     if args.checkpoint:
         model, state = load_detector(args.checkpoint)
@@ -169,24 +242,19 @@ def _evaluate(args: argparse.Namespace) -> None:
     dataset = load_detection_split(
         args.data, args.split, classes=classes, skip_bad_images=args.skip_bad_images, allow_empty=True
     )
-    if dataset.summary():
-        print(f"data: {dataset.summary()}", file=sys.stderr)
     if args.limit:
         dataset.annotations = dataset.annotations[: args.limit]
     if args.checkpoint:
         device = resolve_device(args.device)
         precision = resolve_precision(args.precision, device)
-        detections = _detections_of(model.to(device), dataset, device, precision)
+        detections = _detections_of(model.to(device), dataset, device, precision, args.skip_bad_images)
         if args.save_detections:
             with atomic_write(Path(args.save_detections)) as f:
                 f.write(json.dumps(detections).encode())
     else:
-        path = Path(args.detections)
-        try:
-            detections = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise UserError(f"cannot read detections file {path} ({e})") from None
-        check_detections(detections, dataset, str(path))
+        detections = _read_detections(Path(args.detections), dataset)
+    if dataset.summary():
+        print(f"data: {dataset.summary()}", file=sys.stderr)
     result = evaluate_detections(detections, dataset)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -200,42 +268,61 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
     import torch
 
-    from ..data.decode import decode_image
-    from ..detection.draw import draw_detections
+    from ..atomic import check_writable
+    from ..data.decode import BadImage, decode_image
+    from ..detection.draw import Drawings
     from ..detection.training import load_detector
     from ..inference.inputs import collect_images
     from ..runtime import resolve_device, resolve_precision
 
+    if not 0 <= args.threshold <= 1:  # NaN fails this too
+        raise UserError(f"--threshold {args.threshold} must be a score in [0, 1]")
+    draw = Path(args.draw) if args.draw else None
+    if draw is not None:
+        check_writable(draw, f"--draw {draw}")  # a file, or a place that cannot be created: before any work
     model, state = load_detector(args.checkpoint)
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     model.to(device)
-    classes = state["classes"]
-    # Boxes are written in the convention of the training annotations (VOC: 1-based inclusive pixels).
-    offset = torch.tensor([1.0, 1.0, 0.0, 0.0]) if state["convention"] == "voc" else torch.zeros(4)
     files = collect_images(args.paths).files
-    out = []
-    if args.draw:
-        Path(args.draw).mkdir(parents=True, exist_ok=True)
+    drawings = Drawings(draw, files) if draw is not None else None
+    out, bad = [], 0
     for file in files:
-        image = torch.from_numpy(decode_image(file))
-        result = model.detect([image.to(device)], precision=precision)[0]
-        keep = result["scores"] >= args.threshold
-        boxes, scores, labels = result["boxes"][keep].cpu(), result["scores"][keep].tolist(), result["labels"][keep]
-        found = [
-            {"image": str(file), "label": classes[int(k)], "box": (b + offset).tolist(), "score": s}
-            for b, s, k in zip(boxes, scores, labels)
-        ]
+        try:
+            image = torch.from_numpy(decode_image(file))
+        except BadImage as e:
+            if args.strict:
+                raise UserError(f"{e}, or drop --strict to skip bad images") from None
+            bad += 1
+            print(f"resnets detect: skipped {e}", file=sys.stderr)
+            continue
+        boxes, found = _detect_one(model, state, image, str(file), device, precision, args.threshold)
         out += found
-        if args.draw:
-            draw_detections(
-                image, boxes, [f"{d['label']} {d['score']:.2f}" for d in found], Path(args.draw) / f"{file.stem}.png"
-            )
+        line = f"{file}: " + (", ".join(f"{d['label']} {d['score']:.2f}" for d in found) or "nothing")
+        if drawings is not None:
+            captions = [f"{d['label']} {d['score']:.2f}" for d in found]
+            line += f" (drawn in {drawings.write(image, boxes, captions, file)})"
         if not args.json:
-            print(f"{file}: " + (", ".join(f"{d['label']} {d['score']:.2f}" for d in found) or "nothing"))
+            print(line)
     if args.json:
         print(json.dumps(out, indent=2))
+    if bad:
+        print(f"resnets detect: {len(files) - bad} images searched; skipped {bad} bad images", file=sys.stderr)
+
+
+def _detect_one(model, state: dict, image, name: str, device, precision: str, threshold: float):
+    """The boxes (continuous, for drawing) and the detections of one image scoring at least `threshold`, their
+    boxes in the convention of the training annotations (VOC: 1-based inclusive pixels)."""
+    import torch
+
+    offset = torch.tensor([1.0, 1.0, 0.0, 0.0]) if state["convention"] == "voc" else torch.zeros(4)
+    result = model.detect([image.to(device)], precision=precision)[0]
+    keep = result["scores"] >= threshold
+    boxes, scores, labels = result["boxes"][keep].cpu(), result["scores"][keep].tolist(), result["labels"][keep]
+    found = [
+        {"image": name, "label": state["classes"][int(k)], "box": (b + offset).tolist(), "score": s}
+        for b, s, k in zip(boxes, scores, labels)
+    ]
+    return boxes, found

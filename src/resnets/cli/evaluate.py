@@ -6,7 +6,7 @@ import argparse
 import json
 
 from ..errors import UserError
-from .registry import command, int_list, model_options
+from .registry import add_weights_source, command, int_list, model_options, normalization
 
 
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
@@ -14,15 +14,13 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
 
     p.description = (
         "Top-1 and top-5 error of a trained model, or of an ensemble (softmax averaged, Table 5), under the test "
-        "views of Sec. 3.4; architecture and normalisation come from the files."
+        "views of Sec. 3.4; architecture and normalisation come from the files (--weights of another implementation, "
+        "which carry none: --normalize or --mean/--std, else ImageNet's, said on stderr)."
     )
     p.add_argument(
         "--checkpoint", action="append", default=[], help="run folder, .pt or resnets .safetensors; repeat: ensemble"
     )
-    p.add_argument("--weights", help="weights to evaluate: a .pth/.safetensors file or torchvision-v1 (with --model)")
-    p.add_argument("--model", help="with --weights: the network to build (see `resnets list`)")
-    p.add_argument("--shortcut", choices=("A", "B", "C"), help="with --weights: shortcut option of Sec. 3.3")
-    p.add_argument("--stride-on", choices=("1x1", "3x3"), help="with --weights: bottleneck conv that subsamples")
+    add_weights_source(p, "weights to evaluate")
     p.add_argument("--data", required=True, help="data folder (CIFAR-10 python format or image folders)")
     p.add_argument(
         "--split",
@@ -61,7 +59,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
         raise UserError("--views is empty; pass e.g. --views center,10crop,multiscale")
     if args.workers is not None and args.workers < 0:
         raise UserError(f"--workers {args.workers} must be 0 (decode here) or more")
-    models = load_models(args.checkpoint, args.weights, args.model, **model_options(args))
+    given = normalization(args, data=args.data)
+    models = load_models(args.checkpoint, args.weights, args.model, normalization=given, **model_options(args))
     names = [*args.checkpoint, *([f"{args.weights} ({args.model})"] if args.weights else [])]
     result = evaluate_models(
         models,
@@ -91,14 +90,18 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 def _add_export(p: argparse.ArgumentParser) -> None:
     p.description = (
-        "Export a trained model: its weights (torchvision key names) with its metadata as safetensors, or an ONNX "
-        "graph taking the normalised NCHW input, checked against PyTorch in ONNX Runtime."
+        "Export a trained model (a run, or --weights of another implementation with --model): its weights "
+        "(torchvision key names) with its metadata and normalisation as safetensors, or an ONNX graph taking the "
+        "normalised NCHW input, checked against PyTorch in ONNX Runtime."
     )
-    p.add_argument("--checkpoint", required=True, help="run folder or .pt checkpoint")
+    p.add_argument("--checkpoint", help="run folder or .pt checkpoint (or: --weights with --model)")
+    add_weights_source(p, "weights to export")
     p.add_argument("--format", default="safetensors", choices=("safetensors", "onnx"), help="what to write")
     p.add_argument("--out", required=True, help="output file")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
-    p.add_argument("--opset", type=int, help="onnx: the ONNX opset (default: the exporter's)")
+    p.add_argument(
+        "--opset", type=int, help="onnx: the ONNX opset, 18 up to the installed onnx's newest (default: the exporter's)"
+    )
     p.add_argument(
         "--dynamic-batch",
         action=argparse.BooleanOptionalAction,
@@ -112,11 +115,23 @@ def run_export(args: argparse.Namespace) -> None:
     """Export weights to safetensors, or an ONNX graph checked in ONNX Runtime."""
     from pathlib import Path
 
-    from ..atomic import check_output
-    from ..weights import export_safetensors, load_trained
+    from ..atomic import check_not_input, check_output
+    from ..evaluation.protocol import load_models
+    from ..weights import export_safetensors, weight_files
 
+    if (args.checkpoint is None) == (args.weights is None):
+        raise UserError("export needs --checkpoint RUN_OR_FILE, or --weights FILE with --model NAME (one of them)")
     check_output(Path(args.out), force=args.force)  # before loading: a mistaken --out costs nothing
-    trained = load_trained(args.checkpoint)
+    check_not_input(Path(args.out), weight_files(args.checkpoint or args.weights))  # not even with --force
+    if args.format == "onnx":
+        from ..inference.onnx_export import check_opset
+
+        check_opset(args.opset)
+    elif args.opset is not None:
+        raise UserError("--opset applies to --format onnx; drop it, or add --format onnx")
+    checkpoints = [args.checkpoint] if args.checkpoint else []
+    given = normalization(args)
+    (trained,) = load_models(checkpoints, args.weights, args.model, normalization=given, **model_options(args))
     if args.format == "onnx":
         from ..inference.onnx_export import export_onnx
 

@@ -41,6 +41,12 @@ def _add_experiment(p: argparse.ArgumentParser) -> None:
         e.add_argument("--data", required=True, help="data folder (CIFAR-10 python format or image folders)")
         e.add_argument("--out", required=True, help="experiment folder: OUT/<model>/ per net, results.md, figures")
         e.add_argument("--recipe", help="recipe name or .toml file (default: the family's)")
+        e.add_argument(
+            "--reuse",
+            metavar="DIR",
+            help="another experiment's folder: nets started there go on there, not trained twice "
+            "(e.g. Fig. 6's ResNets from the table6 folder)",
+        )
         for name in EXPERIMENT_OVERRIDES:  # the same for every net, with train's help
             field = fields[name]
             add_config_flag(e, field, "the recipe's" if name in in_recipes else str(field.default))
@@ -54,7 +60,10 @@ def run_experiment(args: argparse.Namespace) -> None:
     from ..experiments import degradation, table6
 
     overrides = {k: getattr(args, k) for k in EXPERIMENT_OVERRIDES if getattr(args, k) is not None}
-    settings = dict(data=args.data, out=Path(args.out), recipe=args.recipe, **overrides)
+    reuse = Path(args.reuse) if args.reuse else None
+    if reuse is not None and not reuse.is_dir():
+        raise UserError(f"--reuse {args.reuse} is not a folder; pass an earlier experiment's --out")
+    settings = dict(data=args.data, out=Path(args.out), recipe=args.recipe, reuse=reuse, **overrides)
     if args.experiment == "degradation":
         results = degradation(args.family, args.depths, **settings)
     else:
@@ -77,6 +86,7 @@ def _add_analyze(p: argparse.ArgumentParser) -> None:
     r.add_argument("--out", required=True, help="folder for responses.csv, responses.png and results.md")
     r.add_argument("--batch-size", type=int, default=500, help="images per forward pass (default 500)")
     r.add_argument("--device", default="auto", choices=DEVICES, help="where to run; auto: cuda if there is a GPU")
+    r.add_argument("--force", action="store_true", help="replace an earlier analysis (or other files) in --out")
 
 
 @command("analyze", _add_analyze)
@@ -84,16 +94,20 @@ def run_analyze(args: argparse.Namespace) -> None:
     """Analyse trained models (responses: Fig. 7's layer responses)."""
     from pathlib import Path
 
-    from ..analysis.responses import checkpoint_responses, save_responses
-    from ..atomic import check_writable
+    from ..analysis.responses import WRITES, checkpoint_responses, save_responses
+    from ..atomic import check_output_folder, check_outside, check_writable
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size} must be a positive number of images")
-    check_writable(Path(args.out), f"--out {args.out}")  # before the forward passes it would waste
+    out = Path(args.out)
+    check_writable(out, f"--out {args.out}")  # before the forward passes it would waste
+    check_outside(out, [Path(args.data)])
+    if not args.force:
+        check_output_folder(out, WRITES, ours=False, fix="pass --force to replace them")
     responses = checkpoint_responses(
         args.checkpoint, args.data, args.split, batch_size=args.batch_size, device=args.device
     )
-    for path in save_responses(responses, Path(args.out), args.split):
+    for path in save_responses(responses, out, args.split):
         print(f"wrote {path}")
 
 

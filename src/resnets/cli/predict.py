@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .registry import command, int_list, model_options
+from .registry import add_normalization, command, int_list, model_options, normalization
 
 
 def add_model_source(p: argparse.ArgumentParser) -> None:
@@ -33,6 +33,7 @@ def add_model_source(p: argparse.ArgumentParser) -> None:
         help="what runs the network: default auto = ONNX Runtime where it is the measured fastest correct path "
         "(CPU, fp32, one input size; exported once and cached), else PyTorch; see the README table",
     )
+    add_normalization(p)
 
 
 def predictor_from(args: argparse.Namespace):
@@ -57,14 +58,16 @@ def predictor_from(args: argparse.Namespace):
         device=args.device,
         precision=args.precision,
         backend=args.backend,
+        normalization=normalization(args),
     )
 
 
 def _add_predict(p: argparse.ArgumentParser) -> None:
     p.description = (
         "The top classes of images, preprocessed exactly as `resnets evaluate` preprocesses them for the same model "
-        "and view. Bad images are reported and skipped (or stop the run with --strict); other files in folders are "
-        "ignored."
+        "and view. Bad images (unreadable, or too large for the view) are reported and skipped (or stop the run with "
+        "--strict); other files in folders are ignored. A model that takes one input size (a CIFAR model) under "
+        "the full view gets images of other sizes resized to it."
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image file, folder (walked recursively) or glob")
     add_model_source(p)
@@ -91,7 +94,7 @@ def run_predict(args: argparse.Namespace) -> None:
     inputs = collect_images(args.paths)
     writer = open_writer(args.out, args.top_k, overwrite=args.overwrite) if args.out else None
     predictor = predictor_from(args)
-    results, bad, complete = [], 0, False
+    results, bad, resized, complete = [], 0, 0, False
     bar = tqdm(total=len(inputs.files), unit="image", desc="predict", disable=len(inputs.files) <= args.batch_size)
     try:
         for outcome in predictor.predict_files(inputs.files, args.top_k):
@@ -102,6 +105,7 @@ def run_predict(args: argparse.Namespace) -> None:
                 bad += 1
                 bar.write(f"resnets predict: skipped {outcome.error}", file=sys.stderr)
                 continue
+            resized += outcome.resized
             entry = {"file": str(outcome.file), "top": outcome.top}
             if writer is not None:
                 writer.write(entry)
@@ -121,7 +125,10 @@ def run_predict(args: argparse.Namespace) -> None:
         print(table(results))
     notes = [f"skipped {bad} bad image{'s' * (bad != 1)}"] if bad else []
     notes += [f"ignored {inputs.ignored} non-image file{'s' * (inputs.ignored != 1)}"] if inputs.ignored else []
+    if resized:
+        h, w = predictor.input_size
+        notes.append(f"resized {resized} image{'s' * (resized != 1)} of other sizes to the model's {w}x{h} input")
     if notes:
         print(f"resnets predict: {done} images predicted; {', '.join(notes)}", file=sys.stderr)
     if done == 0:
-        raise UserError(f"none of the {len(inputs.files)} files could be decoded as an image")
+        raise UserError(f"none of the {len(inputs.files)} files could be predicted; the reasons are above")

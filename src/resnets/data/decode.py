@@ -34,11 +34,12 @@ class Decoded:
 
 
 class ImageError(ValueError):
-    """A file or stream that is not a decodable image; str() is the one-line reason, without the file's name."""
+    """A file or stream that is not a decodable image, or an image too large to take; str() is the one-line reason,
+    without the file's name; `too_big` tells size refusals (HTTP 413) from unreadable data (400)."""
 
     def __init__(self, reason: str, detail: str):
         super().__init__(f"{reason} ({detail})")
-        self.too_big, self.detail = reason == TOO_BIG, detail
+        self.too_big, self.detail = reason in (TOO_BIG, TOO_LARGE), detail
 
 
 class BadImage(UserError):
@@ -47,6 +48,7 @@ class BadImage(UserError):
 
 
 TOO_BIG = "too big to decode safely"
+TOO_LARGE = "too large for the view"  # decoded, but its view's tensors would be (evaluation.views.view_refusal)
 UNREADABLE = "cannot decode image"
 
 
@@ -65,7 +67,12 @@ def read_rgb(file: Path | BinaryIO) -> np.ndarray:
 
 
 def rgb_array(img: Image.Image) -> np.ndarray:
-    """A Pillow image (grayscale, CMYK, RGBA, palette, ...) as uint8 RGB [3, H, W]."""
+    """A Pillow image (grayscale of 8 or 16 bits, CMYK, RGBA, palette, ...) as uint8 RGB [3, H, W]."""
+    if img.mode.startswith("I"):
+        # 16-bit grayscale (I;16, I;16B, ..., or I as older Pillows read it): Pillow's convert clips it at 255 (white),
+        # so scale 0..65535 to 0..255 here.
+        gray = np.asarray(img).astype(np.int32).clip(0, 65535)
+        return np.ascontiguousarray(np.broadcast_to(((gray + 128) // 257).astype(np.uint8), (3, *gray.shape)))
     return np.ascontiguousarray(np.asarray(img.convert("RGB")).transpose(2, 0, 1))
 
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 POOLERS = ("roi_pool", "roi_align")
+# Settings that count something (at least 1), and IoU thresholds (in [0, 1]).
+COUNTS = ("num_classes", "min_size", "max_size", "rpn_batch_size", "roi_batch_size", "pooler_resolution")
+COUNTS += ("rpn_pre_nms_train", "rpn_post_nms_train", "rpn_pre_nms_test", "rpn_post_nms_test", "detections_per_image")
+IOUS = ("rpn_fg_iou", "rpn_bg_iou", "roi_fg_iou", "roi_bg_iou_low", "roi_bg_iou_high", "test_score_threshold")
 # Defaults for a trunk without backbone weights. Random weights have no statistics to freeze: frozen BN is then the
 # identity and activations grow with depth (a ResNet-50's conv4_x output has std ~9 and its first classification
 # loss is ~9, not ln(K + 1)); nor are there learnt features worth fixing. So BN trains and no stage is fixed, unless
@@ -73,12 +78,7 @@ class FasterRCNNConfig:
             setattr(self, name, tuple(float(v) for v in getattr(self, name)))
         if self.pooler not in POOLERS:
             raise ValueError(f"pooler={self.pooler!r} is not valid; choose one of {', '.join(map(repr, POOLERS))}")
-        for name in ("num_classes", "min_size", "max_size", "rpn_batch_size", "roi_batch_size", "pooler_resolution"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be a positive integer")
-        for name in ("rpn_positive_fraction", "roi_positive_fraction", "rpn_nms", "test_nms"):
-            if not 0 < getattr(self, name) <= 1:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be in (0, 1]")
+        self._check_ranges()
         if not self.rpn_bg_iou <= self.rpn_fg_iou or not self.roi_bg_iou_low <= self.roi_bg_iou_high:
             raise ValueError("background IoU thresholds must not exceed the foreground ones")
         if len(self.box_weights) != 4 or len(self.rpn_box_weights) != 4:
@@ -87,6 +87,29 @@ class FasterRCNNConfig:
             raise ValueError(f"freeze_at={self.freeze_at!r} must be 0 .. 5 (stem, then conv2_x .. conv5_x)")
         if self.max_size < self.min_size:
             raise ValueError(f"max_size={self.max_size} must be at least min_size={self.min_size}")
+
+    def _check_ranges(self) -> None:
+        """Every count positive, every fraction a fraction, every size and weight finite and not negative (checks
+        written so that NaN fails them too)."""
+        for name in COUNTS + ("rpn_channels",) * (self.rpn_channels is not None):
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be a positive integer")
+        for name in ("rpn_positive_fraction", "roi_positive_fraction", "rpn_nms", "test_nms"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be in (0, 1]")
+        for name in IOUS:
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be in [0, 1]")
+        sizes = [(n, getattr(self, n)) for n in ("rpn_min_size", "rpn_smooth_l1_beta", "smooth_l1_beta")]
+        sizes += [("rpn_straddle", self.rpn_straddle)] * (self.rpn_straddle is not None)
+        sizes += [("sampling_ratio", self.sampling_ratio)]
+        for name, value in sizes:
+            if not 0 <= value < math.inf:
+                raise ValueError(f"{name}={value!r} must be a finite number, at least 0")
+        for name in ("anchor_sizes", "anchor_ratios", "rpn_box_weights", "box_weights"):
+            values = getattr(self, name)
+            if not values or not all(0 < v < math.inf for v in values):
+                raise ValueError(f"{name}={list(values)!r} must be finite numbers above 0")
 
     @property
     def num_anchors(self) -> int:

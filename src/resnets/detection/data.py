@@ -7,15 +7,19 @@ network's (x1, y1, x2, y2) with x2 - x1 the width in pixels, and `to_annotation(
 
 from __future__ import annotations
 
+import glob
 import json
+import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from ..data.folder import IMAGE_EXTENSIONS
+from ..data.paths import glob_files, what_is
 from ..errors import UserError
 
 VOC, LABELIMG, COCO = "voc", "labelimg", "coco"
@@ -100,12 +104,16 @@ def load_detection_split(
     if layout == VOC:
         listing = root / "ImageSets" / "Main" / f"{split}.txt"
         if not listing.is_file():
-            raise UserError(f"{listing} does not exist; a VOC folder needs a split list ImageSets/Main/{split}.txt")
-        ids = [line.split()[0] for line in listing.read_text().splitlines() if line.strip()]
+            raise UserError(f"{listing} {what_is(listing)}; a VOC folder needs a split list ImageSets/Main/{split}.txt")
+        try:
+            ids = [line.split()[0] for line in listing.read_text().splitlines() if line.strip()]
+        except (OSError, ValueError) as e:
+            raise UserError(f"cannot read the split list {listing} ({e}); it lists one image id a line") from None
         items = [(i, root / "Annotations" / f"{i}.xml", root / "JPEGImages") for i in ids]
     else:
         folder = root / split if (root / split).is_dir() else root
-        items = [(x.stem, x, folder) for x in sorted(folder.glob("*.xml"))]
+        # Regular files only, each once (data.paths): parsing a FIFO named *.xml would wait forever.
+        items = [(x.stem, x, folder) for x in glob_files(str(Path(glob.escape(str(folder))) / "*.xml")).files]
     if not items:
         raise UserError(f"split {split!r} of {root} lists no images")
     parsed, skipped = [], []
@@ -125,10 +133,8 @@ def load_detection_split(
             problem = None
             if name not in dataset.classes:
                 problem = f"{xml}: unknown class {name!r} (classes: {', '.join(dataset.classes)})"
-            elif box[2] <= box[0] or box[3] <= box[1]:  # a point or a line, as BCCD's two (504, 337, 504, 337)
-                problem = f"{xml}: box {box} has zero area"
-            elif box[0] < 0 or box[1] < 0 or box[2] > width + 1 or box[3] > height + 1:
-                problem = f"{xml}: box {box} lies outside the {width}x{height} image"
+            elif flaw := _box_flaw(box, width, height):
+                problem = f"{xml}: box {box} {flaw}"
             if _rejected(dataset, problem, skip_bad_images):
                 continue
             boxes.append(box)
@@ -136,6 +142,19 @@ def load_detection_split(
             difficult.append(hard)
         _add(dataset, image_id, file, width, height, boxes, labels, difficult, skip_bad_images, allow_empty)
     return _nonempty(dataset, root, split)
+
+
+def _box_flaw(box: list[float], width: int, height: int) -> str | None:
+    """What is wrong with box (x1, y1, x2, y2) of a `width` x `height` image in the annotation's convention, or None.
+
+    NaN fails every comparison, so it is named first: it would pass the others and poison training and scoring."""
+    if not all(math.isfinite(v) for v in box):
+        return "has a coordinate that is not a finite number"
+    if box[2] <= box[0] or box[3] <= box[1]:  # a point or a line, as BCCD's two (504, 337, 504, 337)
+        return "has zero area"
+    if box[0] < 0 or box[1] < 0 or box[2] > width + 1 or box[3] > height + 1:
+        return f"lies outside the {width}x{height} image"
+    return None
 
 
 def _rejected(dataset: DetectionSet, problem: str | None, skip_bad_images: bool) -> bool:
@@ -197,10 +216,12 @@ def _image_file(folder: Path, stem: str, named: str | None) -> Path:
 
 def _read_xml(image_id: str, xml: Path, images: Path):
     """((id, image file, width, height, size corrected, xml), [(class, box, difficult)]) of one VOC-style XML."""
+    if not xml.is_file():  # a FIFO would block the parser forever, a folder fails it
+        raise UserError(f"annotation {xml} {what_is(xml)}; {SKIP_HINT}")
     try:
         tree = ET.parse(xml).getroot()
-    except FileNotFoundError:
-        raise UserError(f"annotation {xml} does not exist; {SKIP_HINT}") from None
+    except OSError as e:
+        raise UserError(f"cannot read annotation {xml} ({e.strerror or e}); {SKIP_HINT}") from None
     except ET.ParseError as e:
         raise UserError(f"cannot parse annotation {xml} ({e}); {SKIP_HINT}") from None
     file = _image_file(images, xml.stem, tree.findtext("filename"))
@@ -224,23 +245,21 @@ def _number(text: str | None) -> float | None:
 
 
 def _read_coco(root: Path, split: str, classes, skip_bad_images: bool, allow_empty: bool) -> DetectionSet:
-    found = sorted([*root.glob(f"instances_{split}*.json"), *root.glob(f"annotations/instances_{split}*.json")])
+    named = sorted([*root.glob(f"instances_{split}*.json"), *root.glob(f"annotations/instances_{split}*.json")])
+    found = [p for p in named if p.is_file()]  # regular files: reading a FIFO would wait forever
     if not found:
+        if named:
+            raise UserError(f"{named[0]} {what_is(named[0])}; a COCO split's annotations are a JSON file")
         raise UserError(f"{root} has no instances_{split}*.json (COCO layout); name the split's annotation file so")
     path = found[0]
-    try:
-        coco = json.loads(path.read_text())
-        categories = sorted(coco["categories"], key=lambda c: c["id"])
-        images, objects = coco["images"], coco.get("annotations", [])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise UserError(f"{path} is not a COCO instances file ({e})") from None
-    names = {c["id"]: c["name"] for c in categories}
-    dataset = DetectionSet([], list(classes) if classes is not None else [c["name"] for c in categories], COCO)
+    coco = coco_instances(path)
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    dataset = DetectionSet([], list(classes) if classes is not None else [names[k] for k in sorted(names)], COCO)
     folders = [p for p in (root / split, root / "images" / split, root / "images", root) if p.is_dir()]
     per_image: dict[int, list[dict]] = {}
-    for obj in objects:
+    for obj in coco["annotations"]:
         per_image.setdefault(obj["image_id"], []).append(obj)
-    for info in images:
+    for info in coco["images"]:
         try:
             file = next((f / info["file_name"] for f in folders if (f / info["file_name"]).is_file()), None)
             if file is None:
@@ -260,10 +279,8 @@ def _read_coco(root: Path, split: str, classes, skip_bad_images: bool, allow_emp
             problem = None
             if name not in dataset.classes:
                 problem = f"{path}: image {info['id']} has unknown category {obj['category_id']}"
-            elif w <= 0 or h <= 0:
-                problem = f"{path}: box {obj['bbox']} of image {info['id']} has zero area"
-            elif x < 0 or y < 0 or x + w > width + 1 or y + h > height + 1:
-                problem = f"{path}: box {obj['bbox']} lies outside image {info['id']} ({width}x{height})"
+            elif flaw := _box_flaw(box, width, height):
+                problem = f"{path}: box {obj['bbox']} of image {info['id']} {flaw}"
             if _rejected(dataset, problem, skip_bad_images):
                 continue
             boxes.append(box)
@@ -271,3 +288,52 @@ def _read_coco(root: Path, split: str, classes, skip_bad_images: bool, allow_emp
             difficult.append(bool(obj.get("iscrowd", 0)))
         _add(dataset, info["id"], file, width, height, boxes, labels, difficult, skip_bad_images, allow_empty)
     return _nonempty(dataset, root, split)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_bbox(v: Any) -> bool:
+    return isinstance(v, list) and len(v) == 4 and all(_is_int(x) or isinstance(x, float) for x in v)
+
+
+# Per list of a COCO instances file: the keys every entry must have, each with its test and what it must be.
+INTEGER, NAME = (_is_int, "an integer"), (lambda v: isinstance(v, str) and v != "", "a non-empty string")
+COCO_ENTRIES = {
+    "images": {"id": INTEGER, "file_name": NAME},
+    "categories": {"id": INTEGER, "name": NAME},
+    "annotations": {"image_id": INTEGER, "category_id": INTEGER, "bbox": (_is_bbox, "[x, y, width, height] numbers")},
+}
+
+
+def coco_instances(path: Path) -> dict[str, list[dict]]:
+    """The images, categories and annotations of the COCO instances file `path`, their structure checked: a missing
+    key, a wrong type or a repeated id is one line naming the file and the entry."""
+    try:
+        coco = json.loads(path.read_text())
+    except (OSError, ValueError) as e:  # ValueError: invalid JSON or UTF-8
+        raise UserError(f"{path} is not a COCO instances file ({e})") from None
+    if not isinstance(coco, dict):
+        raise UserError(f"{path} is not a COCO instances file: it holds no JSON object of images and categories")
+    coco.setdefault("annotations", [])  # a test split may come without its boxes
+    for key, fields in COCO_ENTRIES.items():
+        entries = coco.get(key)
+        if not isinstance(entries, list):
+            shown = "has no" if entries is None else "has no list of"
+            raise UserError(f"{path} {shown} {key!r}; a COCO instances file lists images, categories and annotations")
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                raise UserError(f"{path}: {key}[{i}] is not an object")
+            for name, (test, kind) in fields.items():
+                if name not in entry:
+                    raise UserError(f"{path}: {key}[{i}] has no {name!r}")
+                if not test(entry[name]):
+                    raise UserError(f"{path}: {key}[{i}] has {name} {entry[name]!r}, which must be {kind}")
+    for key, unique in (("images", "id"), ("categories", "id"), ("categories", "name")):
+        seen = set()
+        for i, entry in enumerate(coco[key]):
+            if entry[unique] in seen:
+                raise UserError(f"{path}: {key}[{i}] repeats {unique} {entry[unique]!r}; each must be unique")
+            seen.add(entry[unique])
+    return coco

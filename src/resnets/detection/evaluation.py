@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,21 +20,52 @@ from ..errors import UserError
 from .data import DetectionSet
 
 
-def check_detections(detections: list, dataset: DetectionSet, source: str) -> None:
-    """Reject a detections list that does not fit `dataset`: wrong fields, unknown images or class names."""
+def check_detections(detections: Any, dataset: DetectionSet, source: str) -> None:
+    """Reject a detections list that does not fit `dataset`: wrong fields or types, scores or boxes that are not
+    finite numbers, inverted boxes, unknown images or class names; each a line naming the entry."""
     if not isinstance(detections, list):
         raise UserError(f"{source} must hold a JSON list of {{image, label, box, score}} objects")
     ids = {str(a.image_id) for a in dataset.annotations}
     classes = set(dataset.classes)
     for i, d in enumerate(detections):
-        if not (isinstance(d, dict) and {"image", "label", "box", "score"} <= set(d) and len(d["box"]) == 4):
-            raise UserError(f"{source}: entry {i} is not {{image, label, box: [x1, y1, x2, y2], score}}")
+        flaw = detection_flaw(d)
+        if flaw:
+            raise UserError(f"{source}: entry {i} {flaw}")
         if str(d["image"]) not in ids:
             raise UserError(f"{source}: entry {i} names image {d['image']!r}, which is not in the split")
         if d["label"] not in classes:
             raise UserError(
                 f"{source}: entry {i} has label {d['label']!r}; the classes are {', '.join(dataset.classes)}"
             )
+
+
+def detection_flaw(d: Any) -> str | None:
+    """What makes `d` no detection {image, label, box: [x1, y1, x2, y2], score}, or None when it is one."""
+    if not (isinstance(d, dict) and {"image", "label", "box", "score"} <= set(d)):
+        return "is not {image, label, box: [x1, y1, x2, y2], score}"
+    if not isinstance(d["image"], (str, int)) or isinstance(d["image"], bool) or not isinstance(d["label"], str):
+        return f"has image {d['image']!r} and label {d['label']!r}; the image is an id or name, the label a class name"
+    if not _finite_number(d["score"]):
+        return f"has score {d['score']!r}, which must be a finite number"
+    box = d["box"]
+    if not (isinstance(box, list) and len(box) == 4 and all(_finite_number(v) for v in box)):
+        return f"has box {box!r}, which must be four finite numbers [x1, y1, x2, y2]"
+    if box[2] < box[0] or box[3] < box[1]:
+        return f"has box {box!r}, inverted: x2 and y2 must not be below x1 and y1"
+    return None
+
+
+def is_detections_file(path: Path) -> bool:
+    """Whether `path` is a regular file holding a detections list (as --save-detections writes): one of ours."""
+    try:
+        detections = json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return False
+    return isinstance(detections, list) and all(detection_flaw(d) is None for d in detections)
+
+
+def _finite_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def voc07_ap(recall: np.ndarray, precision: np.ndarray) -> float:

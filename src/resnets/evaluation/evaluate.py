@@ -103,11 +103,13 @@ def evaluate_views(
     limit: int | None = None,
     channels_last: bool = True,
     progress: bool = False,
+    warn_non_finite: bool = True,
 ) -> Evaluation:
     """Evaluate the ensemble `members` on `source` under every view of `views` (name -> view), decoding each image once.
 
     A forward batch holds at most `batch_size` crops and `batch_size * crop_pixels` pixels (the bound that counts
     for the large scales of multi-scale testing). `workers` DataLoader processes decode and crop (0: this process).
+    `warn_non_finite`: warn once if a model's outputs are NaN or infinite (False: the caller says so itself).
     """
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size} must be a positive number of crops")
@@ -117,6 +119,7 @@ def evaluate_views(
     positions = evaluation_positions(len(source), limit)
     labels = source.labels[positions].to(device)
     scores = _Scores(len(positions), views, device)
+    scores.warned = not warn_non_finite
     models = [_Prepared(m, device) for m in members]
     batches = _Batcher(batch_size, batch_size * crop_pixels)
     items = _items(_ViewItems(source, views, positions, batch_size), workers)

@@ -13,32 +13,49 @@ from ..data.classes import class_listing
 from ..data.reading import reading_for
 from ..errors import UserError
 from ..runtime import default_workers, resolve_device, resolve_precision
-from ..weights import TrainedModel, load_trained, pretrained_model
+from ..weights import Normalization, TrainedModel, load_trained, pretrained_model
 from .evaluate import Member, evaluate_views
 from .splits import evaluation_split
 from .views import CROP, RESIZE, SCALES, make_view
 
 
 def load_models(
-    checkpoints: list[str], weights: str | None = None, model: str | None = None, **options: Any
+    checkpoints: list[str],
+    weights: str | None = None,
+    model: str | None = None,
+    normalization: Normalization | None = None,
+    **options: Any,
 ) -> list[TrainedModel]:
-    """The checkpoints (run folders, .pt, .safetensors), then `model` built with `weights` (file or release tag)."""
-    if (weights is None) != (model is None):
-        raise UserError("--weights FILE|torchvision-v1 and --model NAME go together: --model says how to build it")
+    """The checkpoints (run folders, .pt, .safetensors), then `model` built with `weights` (file or release tag),
+    whose inputs get `normalization` if the file carries none (see pretrained_model)."""
+    check_model_flags(weights, model, options)
     if not checkpoints and weights is None:
         raise UserError("evaluate needs --checkpoint RUN (repeat it for an ensemble) or --weights FILE --model NAME")
     trained = [load_trained(path) for path in checkpoints]
     if weights is not None:
         try:
-            trained.append(pretrained_model(model, weights, **options))
+            trained.append(pretrained_model(model, weights, normalization, **options))
         except ValueError as e:
             raise UserError(str(e)) from None
     return trained
 
 
+def check_model_flags(weights: str | None, model: str | None, options: dict[str, Any]) -> None:
+    """A UserError unless --model and its `options` (--shortcut, --stride-on) come with --weights, which they build:
+    a checkpoint or an ONNX file holds its own architecture, so they would be ignored."""
+    if (weights is None) != (model is None):
+        raise UserError(
+            "--weights FILE|torchvision-v1 and --model NAME go together: --model says how to build the weights "
+            "(a checkpoint or ONNX file holds its own architecture)"
+        )
+    if options and weights is None:
+        flags = " ".join(f"--{name.replace('_', '-')}" for name in options)
+        raise UserError(f"{flags} builds --model NAME for --weights; a checkpoint holds its own architecture: drop it")
+
+
 def default_views(models: list[TrainedModel]) -> list[str]:
-    """The view the first model's run validated on: `full` (the 32x32 image) for CIFAR runs, `center` for photos and
-    bare weights."""
+    """The view the first model's run validated on: `full` (the 32x32 image) for CIFAR runs and bare weights of CIFAR
+    networks, `center` for photos and bare weights of other networks."""
     return [reading_for(models[0].train_config).validation_view]
 
 
@@ -73,8 +90,7 @@ def evaluate_models(
     """
     config = models[0].train_config
     resize, crop = view_size(config, resize, crop)
-    # Each view once, in the order asked.
-    made = {name: make_view(name, resize=resize, crop=crop, scales=scales) for name in dict.fromkeys(views)}
+    made = {name: make_view(name, resize=resize, crop=crop, scales=scales) for name in dict.fromkeys(views)}  # once
     if limit is not None and limit < 1:
         raise UserError(f"--limit {limit} must be a positive number of images")
     classes = _ensemble_classes(models, names)
@@ -92,15 +108,9 @@ def evaluate_models(
     )
     if isinstance(source, ImageSet):  # images of one size, CIFAR's 32x32
         _warn_if_upsampled(list(made), min(source.images.shape[-2:]), resize, scales)
-    for model, name in zip(models, names):
-        if model.model.config.num_classes != len(source.classes):
-            raise UserError(
-                f"{name} has {model.model.config.num_classes} outputs but {data} has {len(source.classes)} classes"
-            )
+    _check_outputs(models, names, data, len(source.classes))
     target = resolve_device(device)
-    members = [
-        Member(m.model.to(target).to(memory_format=torch.channels_last), m.pixel_mean, m.pixel_std) for m in models
-    ]
+    members = [Member(m.model.to(target, memory_format=torch.channels_last), m.pixel_mean, m.pixel_std) for m in models]
     if workers is None:  # an in-memory set is cut here; image files are decoded by worker processes
         workers = 0 if isinstance(source, ImageSet) else default_workers()
     result = evaluate_views(
@@ -115,6 +125,18 @@ def evaluate_models(
         limit=limit,
         progress=progress,
     )
+    return _as_json(result, names, split, source)
+
+
+def _check_outputs(models: list[TrainedModel], names: list[str], data: str, classes: int) -> None:
+    """Every model has one output per class of the split."""
+    for model, name in zip(models, names):
+        if model.model.config.num_classes != classes:
+            raise UserError(f"{name} has {model.model.config.num_classes} outputs but {data} has {classes} classes")
+
+
+def _as_json(result: Any, names: list[str], split: str, source: Any) -> dict[str, Any]:
+    """evaluate_models' JSON object: each view's figures, and the first view's at the top level."""
     per_view = {name: r.to_dict() for name, r in result.views.items()}
     first = next(iter(per_view.values()))
     present = set(source.labels.unique().tolist())

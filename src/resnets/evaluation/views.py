@@ -25,6 +25,11 @@ SCALES = (224, 256, 384, 480, 640)  # shorter sides of the fully-convolutional t
 # Sides a view may have: below 8 pixels a network's stages pool nothing left; above 4096 one image's crops take
 # gigabytes (a shorter side of 100000 would ask for 10^10 pixels).
 MIN_SIDE, MAX_SIDE = 8, 4096
+# Images a view takes: at most MAX_ASPECT times as long as wide (a 100000x1 strip resized to a 256-pixel shorter side
+# would be 25600000x256), and at most MAX_VIEW_PIXELS once resized (a 640-pixel shorter side at 10:1 fits), so one
+# image's crops and activations stay within a few GB whatever the file.
+MAX_ASPECT = 20
+MAX_VIEW_PIXELS = 2**22
 FLAGS_OF = {"--crop": ("center", "10crop"), "--resize": ("center", "10crop"), "--scales": ("multiscale",)}
 
 
@@ -46,9 +51,15 @@ def _crop(images: torch.Tensor, top: int, left: int, crop: int) -> torch.Tensor:
     return images[..., top : top + crop, left : left + crop]
 
 
-def full(images: torch.Tensor) -> list[torch.Tensor]:
-    """The image as it is: CIFAR's single 32x32 view (Sec. 4.2)."""
-    return [images.unsqueeze(-4)]
+def full(images: torch.Tensor, size: tuple[int, int] | None = None) -> list[torch.Tensor]:
+    """The image as it is: CIFAR's single 32x32 view (Sec. 4.2). With `size` (a network that takes one input size),
+    an image of another size is resized to it: its shorter side to the larger of `size`, then the central crop."""
+    if size is None or tuple(images.shape[-2:]) == tuple(size):
+        return [images.unsqueeze(-4)]
+    resized = resize_shorter(images, max(size))
+    h, w = resized.shape[-2:]
+    top, left = (h - size[0]) // 2, (w - size[1]) // 2
+    return [resized[..., top : top + size[0], left : left + size[1]].unsqueeze(-4)]
 
 
 def center(images: torch.Tensor, resize: int = RESIZE, crop: int = CROP) -> list[torch.Tensor]:
@@ -88,8 +99,16 @@ VIEWS: dict[str, Callable[..., list[torch.Tensor]]] = {
 }
 
 
-def make_view(name: str, *, resize: int = RESIZE, crop: int = CROP, scales: tuple[int, ...] = SCALES) -> View:
-    """The view `name` with the parameters it takes bound; a bad name or parameter is a UserError."""
+def make_view(
+    name: str,
+    *,
+    resize: int = RESIZE,
+    crop: int = CROP,
+    scales: tuple[int, ...] = SCALES,
+    size: tuple[int, int] | None = None,
+) -> View:
+    """The view `name` with the parameters it takes bound (`size`: the full view's fixed input size, see `full`); a
+    bad name or parameter is a UserError."""
     if name not in VIEWS:
         raise UserError(f"unknown view {name!r}; choose from {', '.join(VIEWS)}")
     if not 0 < crop <= resize:
@@ -102,5 +121,24 @@ def make_view(name: str, *, resize: int = RESIZE, crop: int = CROP, scales: tupl
             shown = ",".join(map(str, values))
             raise UserError(f"{flag} {shown} must be between {MIN_SIDE} and {MAX_SIDE} pixels, e.g. 224,256,384")
     function = VIEWS[name]
-    options = {"resize": resize, "crop": crop, "scales": tuple(scales)}
+    options = {"resize": resize, "crop": crop, "scales": tuple(scales), "size": size}
     return partial(function, **{k: v for k, v in options.items() if k in inspect.signature(function).parameters})
+
+
+def resized_sizes(view: View, h: int, w: int) -> list[tuple[int, int]]:
+    """The (height, width) each resize of `view` gives an h x w image (the image's own size if it resizes none)."""
+    options = getattr(view, "keywords", {})  # a view of make_view: a partial with its parameters
+    size = options.get("size")
+    sides = options.get("scales") or [options.get("resize") or (max(size) if size and size != (h, w) else None)]
+    return [shorter_side_size(h, w, side) if side else (h, w) for side in sides]
+
+
+def view_refusal(view: View, h: int, w: int) -> str | None:
+    """Why `view` does not take an h x w image, in one line (its shape or size past the bounds above), or None."""
+    if max(h, w) > MAX_ASPECT * min(h, w):
+        return f"{w}x{h} pixels is more than {MAX_ASPECT} times as long as it is wide"
+    rh, rw = max(resized_sizes(view, h, w), key=lambda hw: hw[0] * hw[1])
+    if rh * rw > MAX_VIEW_PIXELS:
+        resized = f", resized for the view to {rw}x{rh}," if (rh, rw) != (h, w) else ""
+        return f"{w}x{h} pixels{resized} is more than the {MAX_VIEW_PIXELS} pixels a view takes; use a smaller image"
+    return None

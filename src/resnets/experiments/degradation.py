@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paper
+from ..analysis.output import RESULTS_FILE
 from ..analysis.plots import error_curves
 from ..analysis.runs import group_by_kind, load_run, validation_label
 from ..analysis.tables import markdown_table, paper_name, percent
@@ -17,14 +18,23 @@ FIGURE = "degradation.png"
 
 
 def degradation(
-    family: str, depths: list[int] | None, data: str, out: Path, recipe: str | None = None, **overrides: Any
+    family: str,
+    depths: list[int] | None,
+    data: str,
+    out: Path,
+    recipe: str | None = None,
+    reuse: Path | None = None,
+    **overrides: Any,
 ) -> Path:
-    """Train the plain and the residual net of each depth (resumable); write the figure and OUT/results.md."""
+    """Train the plain and the residual net of each depth (resumable); write the figure and OUT/results.md. Nets
+    started in the experiment folder `reuse` (e.g. Table 6's) go on there instead of being trained twice."""
     fam = FAMILIES[family]
     recipe = fam.recipe_name(recipe)
-    depths = fam.check_depths(list(depths or fam.degradation_depths), plain=True)
+    depths = fam.check_depths(list(fam.degradation_depths if depths is None else depths), plain=True)
     members = [f"{kind}{d}" for d in depths for kind in ("plain", "resnet")]
-    folders = run_members(Experiment("degradation", family, depths, members, recipe, data, out, overrides))
+    writes = (RESULTS_FILE, FIGURE)
+    experiment = Experiment("degradation", family, depths, members, recipe, data, out, overrides, writes, reuse)
+    folders = run_members(experiment)
     runs = [load_run(folder) for folder in folders]
 
     val_label = validation_label(runs[0].config)

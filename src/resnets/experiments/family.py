@@ -34,7 +34,7 @@ class Family:
         if wrong or not depths:
             kind = "a plain and a residual net" if plain else "a residual net"
             raise UserError(
-                f"--depths {','.join(map(str, depths))}: {self.name} has {kind} at depths "
+                f"--depths {','.join(map(str, depths)) or repr('')}: {self.name} has {kind} at depths "
                 f"{','.join(map(str, allowed))} only"
             )
         return list(dict.fromkeys(depths))

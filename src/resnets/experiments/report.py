@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -12,8 +11,9 @@ from ..analysis.output import RESULTS_FILE, write_text
 from ..analysis.plots import error_curves
 from ..analysis.runs import Run, group_by_kind, load_run, validation_label, validation_set
 from ..analysis.tables import markdown_table, millions, paper_name, percent
+from ..atomic import check_not_input
 from ..errors import UserError
-from .runner import EXPERIMENT_FILE
+from .runner import EXPERIMENT_FILE, experiment_members
 
 REPORT_TITLE = "# Report"  # a report's first line, by which --out recognises an earlier one
 
@@ -30,8 +30,9 @@ def collect(paths: list[Path]) -> tuple[list[Run], list[Path]]:
     results = []
     for path in paths:
         if (path / EXPERIMENT_FILE).is_file():
-            members = [path / m for m in json.loads((path / EXPERIMENT_FILE).read_text())["members"]]
-            found = [load_run(m) for m in members if (m / "metrics.csv").is_file()]  # not started yet: left out
+            found = [
+                load_run(m) for m in experiment_members(path) if (m / "metrics.csv").is_file()
+            ]  # not started yet: left out
         elif (path / "config.json").is_file():
             found = [load_run(path)]
         elif (path / RESULTS_FILE).is_file():
@@ -92,10 +93,14 @@ def write_report(paths: list[Path], out: Path) -> list[Path]:
     runs, results = collect(paths)
     if not runs and not results:
         raise UserError(f"{', '.join(map(str, paths))}: no training run has metrics yet; nothing to report")
+    curves = out.with_name(f"{out.stem}-curves.png")
+    read = [run.path / name for run in runs for name in ("config.json", "metrics.csv")]
+    read += [*results, *(path / EXPERIMENT_FILE for path in paths)]
+    for target in (out, curves):  # checked before anything is written, and even with --force
+        check_not_input(target, read)
     base = out.parent
     parts, written = [REPORT_TITLE], []
     if runs:
-        curves = out.with_name(f"{out.stem}-curves.png")
         labels = {validation_label(run.config) for run in runs}
         val_label = labels.pop() if len(labels) == 1 else "validation error"
         title = "Training curves (as Figs. 4 and 6)"

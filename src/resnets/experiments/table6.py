@@ -15,13 +15,21 @@ from .runner import Experiment, run_members
 DEPTHS = (20, 32, 44, 56, 110)  # Table 6 but ResNet-1202, which costs 11 times ResNet-110 (add it with --depths)
 
 
-def table6(depths: list[int] | None, data: str, out: Path, recipe: str | None = None, **overrides: Any) -> Path:
-    """Train ResNet-<depth> for each depth (resumable); write OUT/results.md with Table 6's columns."""
+def table6(
+    depths: list[int] | None,
+    data: str,
+    out: Path,
+    recipe: str | None = None,
+    reuse: Path | None = None,
+    **overrides: Any,
+) -> Path:
+    """Train ResNet-<depth> for each depth (resumable); write OUT/results.md with Table 6's columns. Nets started in
+    the experiment folder `reuse` go on there instead of being trained twice."""
     fam = FAMILIES["cifar"]
-    depths = fam.check_depths(list(depths or DEPTHS), plain=False)
+    depths = fam.check_depths(list(DEPTHS if depths is None else depths), plain=False)
     members = [f"resnet{d}" for d in depths]
     recipe = fam.recipe_name(recipe)
-    folders = run_members(Experiment("table6", fam.name, depths, members, recipe, data, out, overrides))
+    folders = run_members(Experiment("table6", fam.name, depths, members, recipe, data, out, overrides, reuse=reuse))
     runs = [load_run(folder) for folder in folders]
 
     val_label = validation_label(runs[0].config)

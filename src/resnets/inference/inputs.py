@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import glob
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.folder import IMAGE_EXTENSIONS
+from ..data.paths import glob_files, unique_files, walk_files, what_is
 from ..errors import UserError
 
 
 @dataclass(frozen=True)
 class Inputs:
-    """The files to predict, in order (each once), and how many non-image files the folders and globs held."""
+    """The files to predict, in order (each real file once), and how many other entries the folders and globs held
+    (non-image files, and FIFOs, sockets or devices, which are skipped: reading one could hang)."""
 
     files: list[Path]
     ignored: int
@@ -21,7 +22,8 @@ class Inputs:
 
 def collect_images(paths: list[str]) -> Inputs:
     """Files as named (whatever their extension: the format comes from the content), then images under folders and
-    matched by globs; hidden files and folders are left out of walks, and a path that names nothing is an error."""
+    matched by globs (data.paths: link loops end, hidden entries are left out); a path that names nothing is an
+    error."""
     files: list[Path] = []
     ignored = 0
     for text in paths:
@@ -30,23 +32,19 @@ def collect_images(paths: list[str]) -> Inputs:
             files.append(path)
             continue
         if path.is_dir():
-            found = _walk(path)
+            found = walk_files(path)
         elif glob.has_magic(text):
-            found = [Path(p) for p in sorted(glob.glob(os.path.expanduser(text), recursive=True)) if Path(p).is_file()]
+            found = glob_files(text)
+            if not found.files:
+                raise UserError(f"{text} matches no files; check the pattern (quote it, as in 'photos/**/*.jpg')")
         else:
-            raise UserError(f"{text} does not exist; pass image files, folders or globs such as 'photos/*.jpg'")
-        images = [p for p in found if p.suffix.lower() in IMAGE_EXTENSIONS]
-        ignored += len(found) - len(images)
+            raise UserError(
+                f"{text} {what_is(path)}, not an image file or folder; pass image files, folders or globs such as "
+                "'photos/*.jpg'"
+            )
+        images = [p for p in found.files if p.suffix.lower() in IMAGE_EXTENSIONS]
+        ignored += len(found.files) + len(found.others) - len(images)
         if not images:
             raise UserError(f"{text} holds no images ({' '.join(IMAGE_EXTENSIONS)})")
         files += images
-    return Inputs(list(dict.fromkeys(files)), ignored)
-
-
-def _walk(folder: Path) -> list[Path]:
-    """Every file under `folder`, hidden ones left out, sorted by path."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found += [Path(dirpath, name) for name in filenames if not name.startswith(".")]
-    return sorted(found)
+    return Inputs(unique_files(files), ignored)

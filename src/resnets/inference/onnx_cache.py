@@ -3,6 +3,8 @@
 The file lives under the resnets cache folder ($RESNETS_CACHE/onnx/), named by a digest of the weights and of
 everything else that shapes the graph or its metadata: model config, input size, normalisation, classes, opset
 and the exporter's version. A changed checkpoint or a new torch gets a new file; nothing is ever re-used stale.
+Beside each file, NAME.onnx.json records its full key and the SHA-256 of its bytes: an entry that does not match
+both (truncated, edited, or another entry's file copied over it) is exported again, never run.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_write
 from ..data.cache import default_cache_dir
 from ..weights import TrainedModel
 from .onnx_export import FORMAT, export_onnx, metadata
@@ -54,16 +58,56 @@ def graph_digest(trained: TrainedModel, opset: int | None = None) -> str:
 
 def cache_path(trained: TrainedModel, opset: int | None = None) -> Path:
     """Where the checked export of `trained` is cached."""
-    return default_cache_dir() / "onnx" / f"{trained.name}-{graph_digest(trained, opset)[:24]}.onnx"
+    return _entry(trained, graph_digest(trained, opset))
 
 
 def cached_onnx(trained: TrainedModel, opset: int | None = None) -> Path:
-    """The cached export of `trained`, exported (and checked against PyTorch) first if it is not there yet.
+    """The cached export of `trained`, exported (and checked against PyTorch) first if it is not there yet, or if
+    the entry there fails its check against its key (then a one-line warning says it is rebuilt).
 
-    export_onnx writes atomically, and only after its checks pass, so a file found here is a checked one; serve's
-    worker processes may export at once, and the last rename wins with an identical file.
+    export_onnx writes atomically, and only after its checks pass; serve's worker processes may export at once, and
+    the last rename wins with an identical file.
     """
-    path = cache_path(trained, opset)
-    if not path.is_file():
-        export_onnx(trained, path, opset=opset)
+    key = graph_digest(trained, opset)
+    path = _entry(trained, key)
+    damage = entry_damage(path, key)
+    if damage is None:
+        return path
+    if path.exists():
+        warnings.warn(f"the cached ONNX export {path} {damage}; exporting it again", stacklevel=2)
+    export_onnx(trained, path, opset=opset)
+    with atomic_write(_record(path)) as f:
+        f.write(json.dumps({"key": key, "sha256": _file_digest(path)}).encode())
     return path
+
+
+def entry_damage(path: Path, key: str) -> str | None:
+    """Why the cache entry `path` cannot be used for `key` (missing, unrecorded, another key's, changed), or None."""
+    if not path.is_file():
+        return "is missing"
+    try:
+        record = json.loads(_record(path).read_text())
+        recorded = (record["key"], record["sha256"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return f"has no valid record {_record(path).name}"
+    if recorded[0] != key:
+        return "was exported from other weights or settings"
+    if recorded[1] != _file_digest(path):
+        return "is damaged (its bytes differ from those recorded)"
+    return None
+
+
+def _entry(trained: TrainedModel, key: str) -> Path:
+    return default_cache_dir() / "onnx" / f"{trained.name}-{key[:24]}.onnx"
+
+
+def _record(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -25,6 +25,9 @@ FORMAT = "resnets-onnx-v1"
 TOLERANCE = 1e-4  # largest |ONNX Runtime - PyTorch| allowed on any fp32 output
 CHECK_BATCH = 3  # images in the check batch: not the traced batch, so a batch frozen into the graph fails it
 TRACE_BATCH = 2  # the dynamo exporter specialises sizes 0 and 1, so a dynamic batch is traced at 2
+# torch 2.13's exporter writes opsets from 18 up; asked for a lower one it writes 18 anyway, since its converter
+# has no ONNX adapters down for our graphs (Pad, Relu). The highest is the newest the installed onnx knows.
+MIN_OPSET = 18
 PREPROCESSING = "RGB scaled to [0, 1], minus mean (per channel [3,1,1] or per pixel [3,H,W]), divided by std if given"
 
 
@@ -44,6 +47,22 @@ def input_size(trained: TrainedModel) -> tuple[int, int]:
         return int(mean.shape[-2]), int(mean.shape[-1])
     crop = view_size(trained.train_config)[1]
     return crop, crop
+
+
+def opset_range() -> tuple[int, int]:
+    """The lowest and highest ONNX opset that export writes."""
+    try:
+        import onnx
+    except ImportError:
+        raise UserError("ONNX export needs onnx: pip install 'resnets[deploy]'") from None
+    return MIN_OPSET, onnx.defs.onnx_opset_version()
+
+
+def check_opset(opset: int | None) -> None:
+    """Refuse an opset that export cannot write (None: the exporter's default), before any work is done."""
+    low, high = opset_range()
+    if opset is not None and not low <= opset <= high:
+        raise UserError(f"--opset {opset} is not supported: the exporter writes opsets {low} to {high}")
 
 
 def metadata(trained: TrainedModel) -> dict[str, str]:
@@ -83,6 +102,7 @@ def export_onnx(
 
     from .onnx_runtime import new_session
 
+    check_opset(opset)
     model = trained.model.cpu().float().eval().to(memory_format=torch.contiguous_format)
     h, w = input_size(trained)
     batch = CHECK_BATCH if dynamic_batch else 1
@@ -95,6 +115,10 @@ def export_onnx(
         expected = _outputs(model(inputs))
     names = [f"stage{i + 1}" for i in range(len(expected))] if trained.model.config.features_only else ["logits"]
     proto = _export(model, (TRACE_BATCH if dynamic_batch else 1, 3, h, w), names, opset, dynamic_batch)
+    written = [entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx")]
+    if opset is not None and written != [opset]:  # never report success for an opset other than the one asked
+        got = ", ".join(map(str, written)) or "none"
+        raise UserError(f"the exporter wrote opset {got}, not --opset {opset}; {out} was not written")
     for key, value in metadata(trained).items():
         proto.metadata_props.add(key=key, value=value)
     try:

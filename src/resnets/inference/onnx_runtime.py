@@ -6,14 +6,13 @@ test views and normalisation) works on it unchanged.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..errors import UserError
-from ..weights import TrainedModel
+from ..weights import Metadata, TrainedModel, checked_classes, checked_normalisation
 from .onnx_export import FORMAT
 
 
@@ -60,10 +59,12 @@ def load_onnx(path: Path) -> TrainedModel:
     props = session.get_modelmeta().custom_metadata_map
     if props.get("format") != FORMAT:
         raise UserError(f"{path} has no resnets metadata (mean, std, classes); export it with `resnets export`")
-    classes = json.loads(props["classes"])
-    if not classes:
+    meta = Metadata(path, props)
+    named = meta.get("classes")
+    if named == []:
         raise UserError(f"{path} is a features_only backbone; predict needs a classifier")
-    mean = torch.tensor(json.loads(props["mean"])).reshape(json.loads(props["mean_shape"]))
-    std = torch.tensor(json.loads(props["std"])).view(3, 1, 1) if "std" in props else None
+    classes = checked_classes(path, named, session.get_outputs()[0].shape[-1])  # the logits' width, fixed in the graph
     model = OnnxModel(session, str(path))
-    return TrainedModel(props["model_name"], model, mean, classes, json.loads(props["train_config"]), std)
+    mean, std = meta.tensor("mean", "mean_shape"), meta.tensor("std", optional=True)
+    mean, std = checked_normalisation(path, mean, std, size=model.size, keys=("mean", "std"))
+    return TrainedModel(meta.text("model_name"), model, mean, classes, meta.train_config("train_config"), std)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import check_writable
+from ..data.paths import what_is
 from ..errors import UserError
 
 FORMATS = (".csv", ".jsonl")
@@ -16,12 +17,15 @@ FIELDS = ("label", "index", "probability")  # of each ranked class
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    """One block per image: its file, then a line per class with rank, probability, index and label."""
+    """One block per image: its file, then a line per class with rank, probability (? if not finite), index and
+    label."""
     lines = []
     for entry in results:
         lines.append(entry["file"])
         for rank, top in enumerate(entry["top"], start=1):
-            lines.append(f"  {rank:>2}  {100 * top['probability']:6.2f}%  {top['index']:>5}  {top['label']}")
+            p = top["probability"]
+            shown = "      ?" if p is None else f"{100 * p:6.2f}%"
+            lines.append(f"  {rank:>2}  {shown}  {top['index']:>5}  {top['label']}")
     return "\n".join(lines)
 
 
@@ -54,13 +58,17 @@ class ResultWriter:
 
 
 def open_writer(out: str, top_k: int, *, overwrite: bool = False) -> ResultWriter:
-    """A ResultWriter for `out` (.csv or .jsonl); an existing file is kept unless `overwrite`."""
+    """A ResultWriter for `out` (.csv or .jsonl); an existing file is kept unless `overwrite`. Everything that would
+    stop the writing is checked here, before any image is predicted."""
     path = Path(out).expanduser()
     if path.suffix.lower() not in FORMATS:
         raise UserError(f"--out {out} must end in .csv or .jsonl")
+    if not path.parent.is_dir():
+        raise UserError(f"--out {out}: {path.parent} {what_is(path.parent)}, not a folder; name a file in a folder")
+    for target in (path, path.with_name(path.name + ".partial")):
+        if (target.exists() or target.is_symlink()) and not target.is_file():
+            raise UserError(f"--out {out}: {target} {what_is(target)}, not a file; choose another --out, or move it")
     if path.exists() and not overwrite:
         raise UserError(f"--out {out} exists; pass --overwrite to replace it, or choose another file")
-    if not path.parent.is_dir():
-        raise UserError(f"--out {out}: folder {path.parent} does not exist")
     check_writable(path.parent, f"--out {out}")
     return ResultWriter(path, top_k)

@@ -43,40 +43,54 @@ class Batcher:
         self.executor.shutdown(wait=True)
 
     async def submit(self, images: list[torch.Tensor]) -> list[Any]:
-        """The predictions of `images`, in order, computed in batches with other requests' images."""
+        """The predictions of `images`, in order, computed in batches with other requests' images; in the place of an
+        image whose prediction failed, its exception."""
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in images]
         for image, future in zip(images, futures):
             self.queue.put_nowait((image, future))
-        return list(await asyncio.gather(*futures))
+        return list(await asyncio.gather(*futures, return_exceptions=True))
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            items = [await self.queue.get()]
-            deadline = loop.time() + self.wait_s
-            while len(items) < self.max_batch:
-                if not self.queue.empty():
-                    items.append(self.queue.get_nowait())
-                    continue
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    items.append(await asyncio.wait_for(self.queue.get(), remaining))
-                except asyncio.TimeoutError:
-                    break
-            images = [image for image, _ in items]
-            try:
-                results = await loop.run_in_executor(self.executor, self.predict, images)
-            except Exception as e:  # handed to every waiting request, which reports it
-                for _, future in items:
-                    if not future.done():
-                        future.set_exception(e)
+            await self._answer(await self._take())
+
+    async def _take(self) -> list[tuple[torch.Tensor, asyncio.Future]]:
+        """The next batch: the first waiting image, then up to `max_batch` in all that arrive within `wait_s`."""
+        loop = asyncio.get_running_loop()
+        items = [await self.queue.get()]
+        deadline = loop.time() + self.wait_s
+        while len(items) < self.max_batch:
+            if not self.queue.empty():
+                items.append(self.queue.get_nowait())
                 continue
-            self.stats.batches += 1
-            self.stats.images += len(items)
-            self.stats.largest = max(self.stats.largest, len(items))
-            for (_, future), result in zip(items, results):
-                if not future.done():  # a request whose client went away is cancelled
-                    future.set_result(result)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                items.append(await asyncio.wait_for(self.queue.get(), remaining))
+            except asyncio.TimeoutError:
+                break
+        return items
+
+    async def _answer(self, items: list[tuple[torch.Tensor, asyncio.Future]]) -> None:
+        """Predict `items` as one batch; if that fails, each alone, so that only an image at fault fails its request."""
+        items = [(image, future) for image, future in items if not future.done()]  # a client that went away
+        if not items:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(self.executor, self.predict, [image for image, _ in items])
+        except Exception as e:
+            if len(items) > 1:
+                for item in items:
+                    await self._answer([item])
+            elif not items[0][1].done():
+                items[0][1].set_exception(e)
+            return
+        self.stats.batches += 1
+        self.stats.images += len(items)
+        self.stats.largest = max(self.stats.largest, len(items))
+        for (_, future), result in zip(items, results):
+            if not future.done():  # a request whose client went away is cancelled
+                future.set_result(result)

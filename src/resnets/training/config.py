@@ -11,7 +11,7 @@ import types
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ..atomic import atomic_write
 from ..errors import UserError
@@ -352,6 +352,12 @@ def _coerce(name: str, value: Any, hint: Any, label: str = "") -> Any:
     raise UserError(f"{label} {value!r} has the wrong type; expected {expected}")
 
 
+def typed(value: Any, hint: Any, label: str) -> Any:
+    """`value` checked against type `hint` as a TrainConfig field is (an int for a float, floats finite, tuples item by
+    item), for other trainers' settings; errors start with `label`, e.g. `--lr`."""
+    return _coerce("", value, hint, label)
+
+
 def _check_known(values: dict[str, Any], source: str) -> None:
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(values) - known)
@@ -424,15 +430,25 @@ def resolve_config(
     if values.get("epochs") is not None and values["epochs"] == before.epochs:
         values["iters"] = before.iters  # derived from the epochs and the data (epoch_iters), not a choice
     config = TrainConfig.from_dict(values, source=source)
-    for f in fields(TrainConfig):
-        new, old = getattr(config, f.name), getattr(before, f.name)
-        if f.name not in MECHANICS and new != old:
-            name = flag(f.name)
-            raise UserError(
-                f"{name} {_shown(new)} differs from {_shown(old)}, with which the run in {Path(source).parent} was "
-                f"trained; keep the run's {name} {_shown(old)}, or start a new run in another --out"
-            )
+    check_unchanged(config, before, source)
     return config
+
+
+def check_unchanged(config: Any, before: Any, source: str, mechanics: frozenset[str] = MECHANICS) -> None:
+    """Refuse the first field outside `mechanics` in which dataclass `config` differs from `before`, the settings of
+    the run whose config is `source`: what a resume (of this or another trainer) may not change."""
+    for f in fields(config):
+        new, old = getattr(config, f.name), getattr(before, f.name)
+        if f.name not in mechanics and new != old:
+            refuse_change(flag(f.name), new, old, source)
+
+
+def refuse_change(name: str, new: Any, old: Any, source: str) -> NoReturn:
+    """The one-line refusal of setting `name` (as the user writes it) changed from `old` to `new` on a resume."""
+    raise UserError(
+        f"{name} {_shown(new)} differs from {_shown(old)}, with which the run in {Path(source).parent} was "
+        f"trained; keep the run's {name} {_shown(old)}, or start a new run in another --out"
+    )
 
 
 def epoch_iters(config: TrainConfig, steps_per_epoch: int) -> TrainConfig:

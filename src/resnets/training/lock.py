@@ -66,7 +66,7 @@ def _owner(path: Path) -> str | None:
         return None  # empty or garbled: a trainer died while writing it
     if host != socket.gethostname():
         return (
-            f"another `resnets train` (pid {pid} on {host}) is training into {path.parent}; wait for it, choose "
+            f"another trainer (pid {pid} on {host}) is training into {path.parent}; wait for it, choose "
             f"another --out, or delete {path} if no trainer runs there"
         )
     try:
@@ -75,4 +75,4 @@ def _owner(path: Path) -> str | None:
         return None
     except PermissionError:
         pass  # alive, under another user
-    return f"another `resnets train` (pid {pid}) is training into {path.parent}; wait for it or choose another --out"
+    return f"another trainer (pid {pid}) is training into {path.parent}; wait for it or choose another --out"

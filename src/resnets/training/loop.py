@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..checkpoints import BEST, LAST, latest_checkpoint, save_checkpoint
+from ..atomic import check_output_folder, check_outside
+from ..checkpoints import BEST, FINAL, LAST, latest_checkpoint, save_checkpoint
 from ..data import ImageFiles, ImageSet, train_val_split
 from ..data.classes import class_listing
 from ..data.sampler import EpochSampler
@@ -32,15 +34,17 @@ from ..weights import TrainedModel, load_weights, pretrained_model
 from .config import TrainConfig, epoch_iters
 from .distributed import Group, process_group, sync_batchnorm
 from .lock import run_lock
-from .metrics import MetricsLog
+from .metrics import METRICS_FILE, MetricsLog
 from .pipeline import Pipeline, pipeline_for
 from .schedule import Plateau, learning_rate, warmup_finished
-from .sessions import record_session
+from .sessions import SESSIONS_FILE, record_session
 
 LONG_VALIDATION = 2000  # images: a validation pass this long shows its own progress bar
 MAX_VALIDATION_SHARE = 0.25  # of the run's time: above it, warn once that validation dominates
 CONFIG_FILE = "config.json"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # save the current iteration, then stop
+FORCE_HINT = "pass --force to replace it"  # how `resnets train` goes on over a user's files; experiments say otherwise
+RUN_FILES = (LAST, BEST, FINAL, METRICS_FILE, SESSIONS_FILE)  # what a run writes beside its config.json
 
 
 class TrainingDiverged(UserError):
@@ -72,11 +76,22 @@ def prepare_data(config: TrainConfig, pipeline: Pipeline, progress: bool = True)
     full = pipeline.load("train", progress=progress)
     if progress and (full.skipped or full.ignored):
         print(f"data: skipped {full.skipped} unreadable images, ignored {full.ignored} non-image files")
+    if len(full.classes) < 2:  # softmax over one class is 0% error from the first step: nothing is learned
+        raise UserError(
+            f"the training images of {config.data} have one class ({', '.join(full.classes)}); a classifier needs at "
+            "least two class folders"
+        )
     if config.val_split:
         train_idx, val_idx = train_val_split(full.labels, config.val_split, config.split_seed)
         return TrainData(full.subset(train_idx), full.subset(val_idx))
     # Only a missing split means no validation set (official CIFAR-10 always has 'test'); a broken one still fails.
     if not pipeline.has_held_out(Path(config.data).expanduser()):
+        if progress:
+            print(
+                f"warning: --val-split 0 and {config.data} has no {pipeline.held_out} split: this run validates "
+                "on nothing (val_error stays empty, no best.pt); pass --val-split N to hold out N training images",
+                file=sys.stderr,
+            )
         return TrainData(full, None)
     return TrainData(full, pipeline.load(pipeline.held_out, config.val_labels, progress=progress))
 
@@ -107,7 +122,14 @@ class Trainer:
     is written into the run folder until the data is read and a checkpoint (when resuming) restored.
     """
 
-    def __init__(self, config: TrainConfig, resume: bool = False, group: Group | None = None, force: bool = False):
+    def __init__(
+        self,
+        config: TrainConfig,
+        resume: bool = False,
+        group: Group | None = None,
+        force: bool = False,
+        replace_hint: str = FORCE_HINT,
+    ):
         self.config = config
         self.run = Path(config.out)
         self.group = group or Group(resolve_device(config.device))
@@ -118,7 +140,7 @@ class Trainer:
         torch.backends.cudnn.benchmark = not config.deterministic
         if config.deterministic:
             torch.use_deterministic_algorithms(True)
-        found = self._find_checkpoint(resume, force)
+        found = self._find_checkpoint(resume, force, replace_hint)
         self.pipeline = pipeline_for(config)  # CIFAR's or ImageNet's: chosen once, from `augmentation`
         with self.group.main_first():  # one process per node decodes, caches and downloads; the others read them
             self.data = prepare_data(config, self.pipeline, progress=self.is_main)
@@ -138,8 +160,9 @@ class Trainer:
             self._restore(*found)
         self._start(resumed=found is not None)
 
-    def _find_checkpoint(self, resume: bool, force: bool) -> tuple[Path, dict] | None:
-        """The checkpoint to continue from: required with `resume`, refused without it."""
+    def _find_checkpoint(self, resume: bool, force: bool, replace_hint: str) -> tuple[Path, dict] | None:
+        """The checkpoint to continue from: required with `resume`, refused without it; a folder whose files no run
+        of ours wrote is refused unless `force` (`replace_hint` says how to go on)."""
         found = latest_checkpoint(self.run) if self.run.is_dir() else None
         lowest, highest = self.group.min_max(found[1]["iteration"] if found else -1)
         if lowest != highest:
@@ -154,7 +177,8 @@ class Trainer:
         if resume and not found:
             raise UserError(f"--resume: {self.run} holds no valid checkpoint to continue; start without --resume")
         if not found and not force:
-            _refuse_foreign_config(self.run / CONFIG_FILE)
+            _refuse_foreign_config(self.run / CONFIG_FILE, replace_hint)
+            check_output_folder(self.run, RUN_FILES, ours=(self.run / CONFIG_FILE).is_file(), fix=replace_hint)
         return found
 
     def _build(self, initial: TrainedModel | None) -> None:
@@ -351,7 +375,7 @@ class Trainer:
         self._saved = (self.iteration, time.monotonic())
         progress = self._progress_bar()
         tick = time.perf_counter()
-        with _signals_caught() as caught:
+        with signals_caught() as caught:
             while self.iteration < config.iters:
                 lr = learning_rate(config, self.iteration, self.warming_up, self.plateau)
                 if not self._train_step(lr):
@@ -492,7 +516,7 @@ def non_finite(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
 
 
 @contextmanager
-def _signals_caught() -> Iterator[list[int]]:
+def signals_caught() -> Iterator[list[int]]:
     """SIGINT and SIGTERM, while the block runs, only append their number to the yielded list."""
     caught: list[int] = []
     if threading.current_thread() is not threading.main_thread():  # handlers can only be set there
@@ -506,23 +530,29 @@ def _signals_caught() -> Iterator[list[int]]:
             signal.signal(s, handler)
 
 
-def _refuse_foreign_config(path: Path) -> None:
-    """A config.json that no resnets run wrote is the user's: refuse to replace it (--force replaces it)."""
+def _refuse_foreign_config(path: Path, replace_hint: str) -> None:
+    """A config.json that no resnets run wrote is the user's: refuse to replace it."""
     if not path.is_file():
         return
     try:
         TrainConfig.from_dict(json.loads(path.read_text()), source=str(path))
     except (OSError, ValueError, TypeError, AttributeError, UserError):
-        raise UserError(
-            f"{path} was not written by resnets train; choose another --out, or pass --force to replace it"
-        ) from None
+        raise UserError(f"{path} was not written by resnets train; choose another --out, or {replace_hint}") from None
 
 
-def train(config: TrainConfig, resume: bool = False, force: bool = False, group: Group | None = None) -> dict:
+def train(
+    config: TrainConfig,
+    resume: bool = False,
+    force: bool = False,
+    group: Group | None = None,
+    replace_hint: str = FORCE_HINT,
+) -> dict:
     """Run (or resume) one training run, data-parallel over torchrun's processes; returns the last metrics row.
 
-    The run folder is locked meanwhile: a second trainer on it is refused."""
+    The run folder is locked meanwhile: a second trainer on it is refused. It may not lie inside the data folder."""
+    if config.data:
+        check_outside(Path(config.out), [Path(config.data)])
     with ExitStack() as stack:
         group = group or stack.enter_context(process_group(config.device))
         stack.enter_context(run_lock(Path(config.out), take=group.is_main))
-        return Trainer(config, resume=resume, group=group, force=force).fit()
+        return Trainer(config, resume=resume, group=group, force=force, replace_hint=replace_hint).fit()

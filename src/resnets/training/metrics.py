@@ -9,6 +9,7 @@ from pathlib import Path
 from ..atomic import atomic_write
 from ..errors import UserError
 
+METRICS_FILE = "metrics.csv"
 COLUMNS = ("iteration", "lr", "train_loss", "train_error", "val_error", "images_per_sec")
 
 
@@ -18,7 +19,7 @@ class MetricsLog:
     def __init__(
         self, run: Path, resume_from: int | None = None, tensorboard: bool = False, columns: tuple[str, ...] = COLUMNS
     ):
-        self.path = run / "metrics.csv"
+        self.path = run / METRICS_FILE
         self.columns = columns  # classification's by default; detection logs its four losses
         kept = []
         if resume_from is not None and self.path.exists():
