@@ -30,6 +30,16 @@ TABLE2_TOP1 = {
     "resnet34": 25.03,
 }
 
+# Fig. 6's three panels (Sec. 4.2): the plain nets, the ResNets, and ResNet-110 against ResNet-1202; error (%) from
+# 0 to 20 over iterations counted in units of 1e4.
+FIG6_PANELS = {
+    "plain nets": ("plain20", "plain32", "plain44", "plain56"),
+    "ResNets": ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110"),
+    "ResNet-110 and ResNet-1202": ("resnet110", "resnet1202"),
+}
+FIG6_MAX_ERROR = 20.0
+FIG6_ITERATION_UNIT = 10_000
+
 
 def reported_error(model: str) -> float | None:
     """The top-1 error (%) the paper states for `model`: Table 6 (CIFAR-10 test) or Table 2 (ImageNet val)."""

@@ -134,6 +134,7 @@ def test_imagenet_family_trains_plain18_and_resnet18_with_the_sec_3_4_pipeline(i
 def test_reuse_takes_the_residual_nets_from_another_experiment(experiment, cifar_small, tmp_path, monkeypatch):
     table6 = tmp_path / "table6"
     shutil.copytree(experiment.out / "resnet20", table6 / "resnet20")  # a finished ResNet-20 of another experiment
+    (table6 / "experiment.json").write_text(json.dumps({"experiment": "table6", "members": ["resnet20", "resnet32"]}))
     calls = []
     train = runner.train
     monkeypatch.setattr(runner, "train", lambda config, **kw: calls.append(config.model) or train(config, **kw))
@@ -144,3 +145,9 @@ def test_reuse_takes_the_residual_nets_from_another_experiment(experiment, cifar
     folders = json.loads((out / "experiment.json").read_text())["folders"]
     assert folders == ["plain20", "../table6/resnet20"]
     assert [run.path.resolve() for run in collect([out])[0]] == [out / "plain20", table6 / "resnet20"]
+
+
+def test_reuse_needs_an_experiment_folder(cifar_small, tmp_path, capsys):
+    flags = ["--data", str(cifar_small), "--out", str(tmp_path / "fig6"), "--reuse", str(tmp_path)]
+    assert main(["experiment", "degradation", "--depths", "20", *flags]) == 2
+    assert "holds no experiment.json" in capsys.readouterr().err

@@ -40,32 +40,51 @@ def _save(figure, path: Path) -> None:
         figure.savefig(f, format="png", dpi=DPI)
 
 
-def error_curves(panels: dict[str, list[Run]], path: Path, *, title: str, train_style: str, val_label: str) -> None:
-    """Error (%) against iterations, one panel per group of runs: training error thin or dashed, validation bold."""
-    from matplotlib.lines import Line2D
-
+def error_curves(
+    panels: dict[str, list[Run]],
+    path: Path,
+    *,
+    title: str,
+    train_style: str,
+    val_label: str,
+    iteration_unit: int = 1,
+    max_error: float | None = None,
+) -> None:
+    """Error (%) against iterations (counted in `iteration_unit`s), one panel per group of runs: training error thin
+    or dashed, validation bold; `max_error` fixes the error axis (Fig. 6: 0-20%). A panel without runs stays empty."""
     figure, axes = _figure(1, len(panels), (6.0 * len(panels), 4.5))
     for ax, (panel, runs) in zip(axes[0], panels.items()):
-        labels = unique_labels([paper_name(r.model) for r in runs], [r.path.name for r in runs])
-        handles = []
-        for i, (run, label) in enumerate(zip(runs, labels)):
-            color = f"C{i % 10}"
-            iterations = [r["iteration"] for r in run.rows]
-            ax.plot(iterations, [r["train_error"] for r in run.rows], color=color, **TRAIN_LINES[train_style])
-            val = [(r["iteration"], r["val_error"]) for r in run.rows if r["val_error"] is not None]
-            if val:
-                ax.plot(*zip(*val), color=color, **VAL_LINE)
-            handles.append(Line2D([], [], color=color, linewidth=2.4, label=label))
-        handles += [
-            Line2D([], [], color="0.35", label="training error", **TRAIN_LINES[train_style]),
-            Line2D([], [], color="0.35", label=val_label, **VAL_LINE),
-        ]
-        ax.set(title=panel, xlabel="iterations", ylabel="error (%)")
-        ax.set_ylim(bottom=0)
+        if runs:
+            _draw_runs(ax, runs, train_style, val_label, iteration_unit)
+        else:
+            ax.text(0.5, 0.5, "no finished run yet", ha="center", va="center", transform=ax.transAxes, color="0.5")
+        unit = f" ({iteration_unit:.0e})".replace("e+0", "e") if iteration_unit > 1 else ""
+        ax.set(title=panel, xlabel=f"iterations{unit}", ylabel="error (%)")
+        ax.set_ylim(0, max_error)
         ax.grid(alpha=0.3)
-        ax.legend(handles=handles, fontsize="small")
     figure.suptitle(title)
     _save(figure, path)
+
+
+def _draw_runs(ax, runs: list[Run], train_style: str, val_label: str, iteration_unit: int) -> None:
+    """Each run's training error (thin or dashed) and validation error (bold) in one colour, and the legend."""
+    from matplotlib.lines import Line2D
+
+    labels = unique_labels([paper_name(r.model) for r in runs], [r.path.name for r in runs])
+    handles = []
+    for i, (run, label) in enumerate(zip(runs, labels)):
+        color = f"C{i % 10}"
+        iterations = [r["iteration"] / iteration_unit for r in run.rows]
+        ax.plot(iterations, [r["train_error"] for r in run.rows], color=color, **TRAIN_LINES[train_style])
+        val = [(r["iteration"] / iteration_unit, r["val_error"]) for r in run.rows if r["val_error"] is not None]
+        if val:
+            ax.plot(*zip(*val), color=color, **VAL_LINE)
+        handles.append(Line2D([], [], color=color, linewidth=2.4, label=label))
+    handles += [
+        Line2D([], [], color="0.35", label="training error", **TRAIN_LINES[train_style]),
+        Line2D([], [], color="0.35", label=val_label, **VAL_LINE),
+    ]
+    ax.legend(handles=handles, fontsize="small")
 
 
 def response_plot(responses: Sequence[LayerResponses], path: Path, *, title: str) -> None:

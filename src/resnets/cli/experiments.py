@@ -61,8 +61,8 @@ def run_experiment(args: argparse.Namespace) -> None:
 
     overrides = {k: getattr(args, k) for k in EXPERIMENT_OVERRIDES if getattr(args, k) is not None}
     reuse = Path(args.reuse) if args.reuse else None
-    if reuse is not None and not reuse.is_dir():
-        raise UserError(f"--reuse {args.reuse} is not a folder; pass an earlier experiment's --out")
+    if reuse is not None and not (reuse / "experiment.json").is_file():
+        raise UserError(f"--reuse {args.reuse} holds no experiment.json; pass an earlier experiment's --out")
     settings = dict(data=args.data, out=Path(args.out), recipe=args.recipe, reuse=reuse, **overrides)
     if args.experiment == "degradation":
         results = degradation(args.family, args.depths, **settings)

@@ -89,14 +89,15 @@ def is_report(path: Path) -> bool:
 
 
 def write_report(paths: list[Path], out: Path) -> list[Path]:
-    """Write OUT (markdown) and OUT's curves beside it (OUT-curves.png); returns the files written."""
+    """Write OUT (markdown), OUT's curves beside it (OUT-curves.png) and, for the CIFAR nets, Fig. 6 of the finished
+    runs (OUT-fig6.png); returns the files written."""
     runs, results = collect(paths)
     if not runs and not results:
         raise UserError(f"{', '.join(map(str, paths))}: no training run has metrics yet; nothing to report")
-    curves = out.with_name(f"{out.stem}-curves.png")
+    curves, fig6 = out.with_name(f"{out.stem}-curves.png"), out.with_name(f"{out.stem}-fig6.png")
     read = [run.path / name for run in runs for name in ("config.json", "metrics.csv")]
     read += [*results, *(path / EXPERIMENT_FILE for path in paths)]
-    for target in (out, curves):  # checked before anything is written, and even with --force
+    for target in (out, curves, fig6):  # checked before anything is written, and even with --force
         check_not_input(target, read)
     base = out.parent
     parts, written = [REPORT_TITLE], []
@@ -110,6 +111,15 @@ def write_report(paths: list[Path], out: Path) -> list[Path]:
             "## Training curves",
             f"Thin: training error; bold: {val_label}.",
             f"![training curves]({_link(curves, base)})",
+        ]
+        if (panels := fig6_panels(runs)) is not None:
+            written.append(_draw_fig6(panels, fig6, val_label))
+            parts += [
+                "## Fig. 6",
+                f"The finished runs in the paper's layout: thin: training error; bold: {val_label}.",
+                f"![Fig. 6]({_link(fig6, base)})",
+            ]
+        parts += [
             "## Runs",
             runs_table(runs, base),
             "Training error: over the augmented training batches since the previous validation. "
@@ -117,3 +127,20 @@ def write_report(paths: list[Path], out: Path) -> list[Path]:
         ]
     parts += [embed(result, base) for result in results]
     return [write_text(out, "\n\n".join(parts) + "\n"), *written]
+
+
+def fig6_panels(runs: list[Run]) -> dict[str, list[Run]] | None:
+    """Fig. 6's panels (paper.FIG6_PANELS) of the runs that finished their schedule, or None when no run is one of
+    Fig. 6's nets; a panel whose nets have not finished yet is empty."""
+    if not any(run.model in models for run in runs for models in paper.FIG6_PANELS.values()):
+        return None
+    finished = {run.model: run for run in runs if run.rows and run.iteration >= run.config.iters}
+    return {title: [finished[m] for m in models if m in finished] for title, models in paper.FIG6_PANELS.items()}
+
+
+def _draw_fig6(panels: dict[str, list[Run]], path: Path, val_label: str) -> Path:
+    """Fig. 6 as the paper draws it: three panels, iterations in 1e4, error from 0 to 20%."""
+    title = "Fig. 6: training on CIFAR-10, the finished runs"
+    unit, top = paper.FIG6_ITERATION_UNIT, paper.FIG6_MAX_ERROR
+    error_curves(panels, path, title=title, train_style="thin", val_label=val_label, iteration_unit=unit, max_error=top)
+    return path

@@ -36,10 +36,12 @@ class Experiment:
     reuse: Path | None = None  # another experiment's folder: members started there go on there
 
     def member_folder(self, model: str) -> Path:
-        """REUSE/<model>/ if that run was started (so no net is trained twice, e.g. Fig. 6's ResNets are Table 6's),
-        else OUT/<model>/."""
-        if self.reuse is not None and (self.reuse / model / "config.json").is_file():
-            return self.reuse / model
+        """The folder the experiment in REUSE has for `model`, if it lists it (so no net is trained twice, e.g.
+        Fig. 6's ResNets are Table 6's), else OUT/<model>/."""
+        if self.reuse is not None:
+            for folder in experiment_members(self.reuse):
+                if folder.name == model:
+                    return folder
         return self.out / model
 
     def member_config(self, model: str) -> TrainConfig:
