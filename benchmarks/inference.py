@@ -8,6 +8,11 @@ too, which shows why it is not predict's default).
 
     python benchmarks/inference.py [--models resnet50:224,resnet20:32] [--batches 1,32] [--rounds 5] [--iters 10]
 
+With `--int8 THREADS` (e.g. `--int8 1,2`) it prints the int8 table instead: per network, batch size and thread count
+(torch's and ONNX Runtime's intra-op threads), eager fp32, ONNX Runtime fp32 and ONNX Runtime int8 (the graph of
+`resnets export --int8`: inference.quantize, calibrated here on random inputs, which sets ranges but not speed) in
+images/s, and the int8/fp32 ratio of the two ONNX Runtime paths. Run each thread count with OMP_NUM_THREADS set to it.
+
 A figure is the median over `--rounds` rounds of `--iters` forward passes (after `--warmup` passes), since single
 runs on a shared machine vary; latency is a forward pass's time (the batch's, not per image).
 """
@@ -82,6 +87,62 @@ def runners(model: torch.nn.Module, size: int, work: Path, name: str) -> dict[st
     return found
 
 
+def instruction_set() -> str:
+    """The CPU's int8 and bf16 matrix instructions (AMX and AVX512-VNNI run int8 natively; AVX2 alone does not)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "instruction set unknown (no /proc/cpuinfo)"
+    named = ["amx_int8", "amx_bf16", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512f", "avx2"]
+    return "CPU flags: " + (", ".join(flag for flag in named if flag in flags) or "none of " + ", ".join(named))
+
+
+def int8_sessions(name: str, size: int, work: Path, threads: int):
+    """The eager model and ONNX Runtime sessions of its fp32 and int8 graphs, on `threads` threads."""
+    from resnets.inference.onnx_export import export_onnx
+    from resnets.inference.onnx_runtime import new_session
+    from resnets.inference.quantize import CALIBRATION_BATCH, quantize_graph
+
+    eager = create_model(name).eval()
+    trained = TrainedModel(name, eager, torch.zeros(3, 1, 1), [], {"crop_size": size}, None)
+    fp32, int8 = work / f"{name}.onnx", work / f"{name}-int8.onnx"
+    export_onnx(trained, fp32)
+    calibration = [torch.randn(CALIBRATION_BATCH, 3, size, size).numpy() for _ in range(2)]
+    quantize_graph(fp32, int8, calibration, work)
+    return eager, new_session(fp32, threads), new_session(int8, threads)
+
+
+def ort_runner(session) -> Runner:
+    """A session as a Runner of the graph's first output."""
+    return lambda x: torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+
+
+def int8_table(args: argparse.Namespace) -> None:
+    """Eager fp32, ONNX Runtime fp32 and int8 images/s per network, batch and thread count, and int8/fp32."""
+    print(f"# {describe_device(torch.device('cpu'))}, torch {torch.__version__}; {instruction_set()}")
+    print("| model | input | batch | threads | eager fp32 | ORT fp32 | ORT int8 | int8/fp32 (ORT) |")
+    print("|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as work, torch.no_grad():
+        for spec in args.models.split(","):
+            name, size = spec.split(":")
+            size = int(size)
+            for threads in (int(t) for t in args.int8.split(",")):
+                torch.set_num_threads(threads)
+                torch.manual_seed(0)
+                eager, fp32, int8 = int8_sessions(name, size, Path(work), threads)
+                for batch in (int(b) for b in args.batches.split(",")):
+                    x = torch.randn(batch, 3, size, size)
+                    runs = [eager, ort_runner(fp32), ort_runner(int8)]
+                    rates = [
+                        batch / statistics.median(time_runner(run, x, args.rounds, args.iters, args.warmup))
+                        for run in runs
+                    ]
+                    cells = " | ".join(f"{rate:.1f}" for rate in rates)
+                    print(
+                        f"| {name} | {size} | {batch} | {threads} | {cells} | {rates[2] / rates[1]:.2f}x |", flush=True
+                    )
+
+
 def main() -> None:
     """Parse the flags, time every path of every network and batch size, print the table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -91,7 +152,11 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=10, help="forward passes per round")
     parser.add_argument("--warmup", type=int, default=3, help="untimed forward passes first")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--int8", help="thread counts, comma-separated: print the int8 table (see above) instead")
     args = parser.parse_args()
+    if args.int8:
+        int8_table(args)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"# {describe_device(torch.device('cpu'))}, torch {torch.__version__}")

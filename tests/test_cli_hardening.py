@@ -150,3 +150,33 @@ def test_experiment_json_written_by_the_runner_is_recognised(cifar_png, tmp_path
     flags = ["--data", str(cifar_png), "--out", str(out), "--iters", "2", "--val-split", "20"]
     assert main(["experiment", "table6", "--depths", "20", *flags]) == 2
     assert (out / "results.md").read_text() == "theirs\n"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_recipe_path_that_is_no_file_says_what_it_is(cifar_png, tmp_path, capsys, kind):
+    recipe = tmp_path / "mine.toml"
+    os.mkfifo(recipe) if kind == "fifo" else recipe.mkdir()
+    flags = ["--recipe", str(recipe), "--data", str(cifar_png), "--out", str(tmp_path / "run"), "--iters", "1"]
+    assert main(["train", *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{recipe} is a {'FIFO' if kind == 'fifo' else 'folder'}" in err
+
+
+def test_a_failure_that_follows_a_swallowed_ctrl_c_is_reported_as_the_interrupt(monkeypatch, capsys):
+    # As a library with a catch-all around an import or an export does: the Ctrl-C is caught, and what fails next
+    # (a half-imported module, "export failed") is the interrupt's doing, not a bug to show as a traceback.
+    from resnets.cli import registry
+
+    def swallowing(args):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the signal arrives here
+        except BaseException:
+            pass
+        raise AttributeError("module 'numpy' has no attribute 'matrix'")
+
+    add_arguments, _ = registry.COMMANDS["list"]
+    monkeypatch.setitem(registry.COMMANDS, "list", (add_arguments, swallowing))
+    assert main(["list"]) == 130
+    assert capsys.readouterr().err == "resnets list: interrupted\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back

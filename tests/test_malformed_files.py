@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
 import random
 import zipfile
@@ -14,6 +15,7 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file, save, save_file
 
 from resnets.checkpoints import load_checkpoint, save_checkpoint
@@ -215,6 +217,8 @@ def read_raw_metadata(path: Path) -> dict[str, str]:
         ({"train_config": json.dumps({"crop_size": "big"})}, ["metadata 'train_config'"]),
         ({"iteration": json.dumps("many")}, ["metadata 'iteration' is not a number"]),
         ({"model_name": ""}, ["its metadata has no 'model_name'"]),
+        ({"classes": "[" * 100_000 + "]" * 100_000}, ["metadata 'classes' is not JSON"]),  # past the parser's depth
+        ({"iteration": "1" + "0" * 400}, ["metadata 'iteration' is not"]),  # past what a float takes
     ],
 )
 def test_tampered_export_metadata_is_one_line_naming_the_key(tmp_path, tampered, words):
@@ -248,3 +252,17 @@ def test_a_flipped_byte_in_an_export_is_caught_by_its_checksum(tmp_path, where):
     with pytest.raises(UserError) as error:
         load_trained(path)
     one_line_naming(error, path, "is corrupted (its checksum does not match its contents)")
+
+
+@pytest.mark.parametrize("flag", ["--checkpoint", "--onnx"])
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_model_path_that_is_no_regular_file_says_what_it_is(tmp_path, capsys, flag, kind):
+    # A FIFO is opened to sniff its kind and blocks forever; a device "does not exist": both name what the path is.
+    path = Path("/dev/zero") if kind == "device" else tmp_path / "model.pt"
+    if kind == "fifo":
+        os.mkfifo(path)
+    image = tmp_path / "a.png"
+    Image.new("RGB", (32, 32)).save(image)
+    assert main(["predict", flag, str(path), str(image)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{path} is a {'FIFO' if kind == 'fifo' else 'character device'}" in err

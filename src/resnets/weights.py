@@ -17,7 +17,8 @@ from safetensors.torch import load_file, save
 from .atomic import atomic_write
 from .checkpoints import BEST, FINAL, LAST, checksum, file_kind, load_checkpoint, load_safely
 from .data.imagenet_classes import IMAGENET_WNIDS
-from .errors import UserError
+from .data.paths import what_is
+from .errors import UserError, parse_json
 from .models import ResNet, ResNetConfig, create_model
 
 WEIGHTS_FORMAT = "resnets-weights-v1"
@@ -64,7 +65,7 @@ def checkpoint_file(path: str | Path) -> Path:
         return found[0]
     if Path(path).is_dir():
         raise UserError(f"{path} holds no {BEST}, {LAST} or {FINAL}; is it a training run folder?")
-    raise UserError(f"checkpoint {path} does not exist")
+    raise UserError(f"checkpoint {path} {what_is(Path(path))}; pass a run folder or a .pt file")
 
 
 def weight_files(path: str | Path) -> list[Path]:
@@ -72,7 +73,7 @@ def weight_files(path: str | Path) -> list[Path]:
     path = Path(path)
     if path.is_dir():
         return [path / name for name in (BEST, LAST, FINAL) if (path / name).is_file()]
-    return [path] if path.exists() else []
+    return [path] if path.is_file() else []  # a device or FIFO is no weight file (and would hang a read)
 
 
 def load_trained(path: str | Path) -> TrainedModel:
@@ -154,7 +155,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of a .safetensors file or a .pth/.pt/.th state dict: bare, or a checkpoint's (see `inner_state`)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"weights file {path} does not exist")
+        raise UserError(f"weights file {path} {what_is(path)}; pass a .pth or .safetensors file")
     if path.suffix == ".safetensors" or file_kind(path) == "safetensors":
         return _read_safetensors(path)[0]
     state = load_safely(path)
@@ -343,7 +344,7 @@ class Metadata:
         if self.text(key, optional) is None:
             return None
         try:
-            value, ok = json.loads(self.props[key]), True
+            value, ok = parse_json(self.props[key]), True
         except ValueError:
             value, ok = None, False
         if not (ok and check(value)):

@@ -10,6 +10,8 @@ import re
 import shutil
 import signal
 import socket
+import struct
+import zlib
 
 import pytest
 import torch
@@ -89,6 +91,15 @@ def test_save_detections_never_replaces_the_checkpoint_or_the_data_even_with_for
     assert detect(*evaluate, "--save-detections", voc / "Annotations" / "a.xml", "--force") == 2
     one_line_error(capsys, "--save-detections", "inside the input folder")
     assert contents(run) == before and (voc / "Annotations" / "a.xml").read_text().startswith("<annotation>")
+
+
+@pytest.mark.parametrize("name", ["config.json", "metrics.csv"])
+def test_save_detections_never_replaces_a_file_of_the_checkpoints_run_even_with_force(trained, run, capsys, name):
+    before = contents(run)
+    flags = ["--checkpoint", run / "last.pt", "--data", trained[0], "--split", "val", "--force"]
+    assert detect("evaluate", *flags, "--save-detections", run / name) == 2
+    one_line_error(capsys, "an input is never replaced")
+    assert contents(run) == before
 
 
 def test_save_detections_replaces_only_an_earlier_detections_file_unless_forced(trained, run, tmp_path, capsys):
@@ -364,6 +375,28 @@ def test_evaluate_skips_an_image_whose_data_is_truncated(trained, tmp_path, caps
 # Item 11: a detections file's every entry is checked.
 
 
+def header_only_png(width: int, height: int) -> bytes:
+    """A PNG that claims `width` x `height` and holds no pixels: Pillow reads its size, and refuses it past twice its
+    decompression-bomb limit, before any data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_a_decompression_bomb_in_a_detection_set_is_refused_or_skipped_by_name(voc, skip):
+    bomb = voc / "JPEGImages" / "b.jpg"
+    bomb.write_bytes(header_only_png(20_000, 10_000))
+    if skip:
+        assert [a.image_id for a in load_detection_split(voc, "val", skip_bad_images=True).annotations] == list("acd")
+        return
+    with pytest.raises(UserError, match=f"image {bomb} is too big to decode safely"):
+        load_detection_split(voc, "val")
+
+
 @pytest.mark.parametrize(
     ("entry", "named"),
     [
@@ -425,6 +458,28 @@ def test_a_coco_file_that_is_no_object_is_one_line(coco):
         load_detection_split(coco, "val")
 
 
+DEEP = "[" * 100_000 + "]" * 100_000  # past the parser's recursion limit
+HUGE = "1" + "0" * 400  # an integer that float() cannot take
+
+
+@pytest.mark.parametrize("text", [DEEP, lambda good: good.replace('"score": 0.9', f'"score": {HUGE}')])
+def test_a_detections_file_too_deep_or_with_a_huge_number_is_one_line(voc, tmp_path, capsys, text):
+    good = json.dumps([{"image": "a", "label": "cat", "box": [10, 8, 50, 40], "score": 0.9}])
+    path = tmp_path / "d.json"
+    path.write_text(text(good) if callable(text) else text)
+    assert detect("evaluate", "--detections", path, "--data", voc, "--split", "val") == 2
+    one_line_error(capsys, f"cannot read detections file {path}")
+
+
+@pytest.mark.parametrize("text", [DEEP, lambda good: good.replace('"bbox": [9', f'"bbox": [{HUGE}', 1)])
+def test_a_coco_file_too_deep_or_with_a_huge_number_is_one_line(coco, text):
+    path = coco / "annotations" / "instances_val.json"
+    path.write_text(text(path.read_text()) if callable(text) else text)
+    with pytest.raises(UserError, match="is not a COCO instances file") as e:
+        load_detection_split(coco, "val")
+    assert "\n" not in str(e.value)
+
+
 # Item 14: flags out of range.
 
 
@@ -439,3 +494,11 @@ def test_predict_refuses_a_threshold_that_is_no_score(trained, capsys, threshold
 def test_evaluate_refuses_a_limit_that_is_no_count(trained, capsys, limit):
     assert detect("evaluate", "--checkpoint", trained[1], "--data", trained[0], "--limit", limit) == 2
     one_line_error(capsys, f"--limit {limit} must be a positive number")
+
+
+@pytest.mark.parametrize("kind", ["file", "fifo"])
+def test_a_data_path_that_is_no_folder_says_what_it_is(tmp_path, kind):
+    data = tmp_path / "voc.tar"
+    data.write_text("") if kind == "file" else os.mkfifo(data)
+    with pytest.raises(UserError, match=f"data folder {data} is a {'file' if kind == 'file' else 'FIFO'}"):
+        load_detection_split(data, "train")

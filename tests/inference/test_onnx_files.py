@@ -4,6 +4,7 @@ written as asked or refused before anything is written, and a damaged or swapped
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -106,12 +107,14 @@ def test_an_opset_the_exporter_cannot_write_is_refused_before_anything_is_writte
         export_onnx(cifar_trained(fit=False), out, opset=opset)
 
 
-def test_opset_without_onnx_format_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize("flags", [["--opset", "18"], ["--no-dynamic-batch"]])
+def test_onnx_graph_flags_without_onnx_format_are_refused(tmp_path, capsys, flags):
     export_safetensors(cifar_trained(fit=False), tmp_path / "m.safetensors")
     argv = ["export", "--checkpoint", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "w.safetensors")]
     capsys.readouterr()
-    assert main([*argv, "--opset", "18"]) == 2
-    assert "--opset applies to --format onnx" in capsys.readouterr().err
+    assert main([*argv, *flags]) == 2
+    assert f"{flags[0]} applies to --format onnx" in capsys.readouterr().err
+    assert not (tmp_path / "w.safetensors").exists()
 
 
 @pytest.fixture
@@ -147,7 +150,13 @@ def damage_unrecorded(entry: Path, tmp_path: Path) -> None:
     entry.with_name(entry.name + ".json").unlink()  # as entries cached before the records
 
 
-@pytest.mark.parametrize("damage", [damage_truncate, damage_swap, damage_swap_with_record, damage_unrecorded])
+def damage_deep_record(entry: Path, tmp_path: Path) -> None:
+    entry.with_name(entry.name + ".json").write_text("[" * 100_000 + "]" * 100_000)  # past the parser's depth
+
+
+@pytest.mark.parametrize(
+    "damage", [damage_truncate, damage_swap, damage_swap_with_record, damage_unrecorded, damage_deep_record]
+)
 def test_a_damaged_or_swapped_cache_entry_is_exported_again(cifar_model_file, tmp_path, damage):
     entry = cached_entry(cifar_model_file)
     good = entry.read_bytes()
@@ -157,3 +166,21 @@ def test_a_damaged_or_swapped_cache_entry_is_exported_again(cifar_model_file, tm
     assert predictor.backend == "onnxruntime" and entry.read_bytes() == good
     expected = load_predictor(cifar_model_file, backend="torch").scores(FILES)
     torch.testing.assert_close(predictor.scores(FILES), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("part", ["entry", "record"])
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_cache_entry_that_is_no_file_is_one_line_naming_it(cifar_model_file, part, kind):
+    entry = cached_entry(cifar_model_file)
+    target = entry if part == "entry" else entry.with_name(entry.name + ".json")
+    target.unlink()
+    target.mkdir() if kind == "folder" else os.mkfifo(target)
+    with pytest.raises(UserError, match=f"{target} is a .*, not an ONNX cache file; remove it"):
+        load_predictor(cifar_model_file, backend="onnx")
+
+
+def test_a_cache_folder_that_cannot_be_made_is_one_line(cifar_model_file, monkeypatch, tmp_path):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("RESNETS_CACHE", str(tmp_path / "file"))
+    with pytest.raises(UserError, match="the ONNX cache .* is a file, not a folder"):
+        load_predictor(cifar_model_file, backend="onnx")

@@ -5,6 +5,8 @@ torchvision's resnet.py and evaluates it with a functional forward of its own ("
 stride on the 3x3, projection shortcuts where the shape changes).
 """
 
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -112,7 +114,30 @@ def test_paper_stride_placement_differs_from_torchvision():
         assert not torch.allclose(model(x), torchvision_forward(sd, x, True, (3, 4, 6, 3), 1), atol=1e-3)
 
 
+def torchvision_models():
+    """torchvision.models, or a skip with the reason: not installed, or installed but unusable (its C ops built for
+    another torch: "operator torchvision::nms does not exist", a common state after mismatched upgrades)."""
+    try:
+        import torchvision.models as tv
+    except ImportError:
+        pytest.skip("torchvision is not installed")
+    except (RuntimeError, OSError, AttributeError) as e:
+        pytest.skip(f"torchvision is installed but cannot be imported ({e})")
+    return tv
+
+
+def test_a_broken_torchvision_is_a_skip_with_the_reason(tmp_path, monkeypatch):
+    fake = tmp_path / "torchvision"
+    fake.mkdir()
+    (fake / "__init__.py").write_text('raise RuntimeError("operator torchvision::nms does not exist")\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(pytest.skip.Exception, match="cannot be imported .operator torchvision::nms does not exist"):
+        torchvision_models()
+
+
 def test_key_set_matches_torchvision_when_installed():
-    tv = pytest.importorskip("torchvision.models")
+    tv = torchvision_models()
     for name in SPECS:
         assert create_model(name, stride_on="3x3").state_dict().keys() == getattr(tv, name)().state_dict().keys()

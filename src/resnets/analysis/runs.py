@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, parse_json
 from ..training.config import TrainConfig
 from ..training.metrics import read_metrics
 from .complexity import model_complexity
@@ -69,7 +68,7 @@ def load_run(path: str | Path) -> Run:
     if not (config_file.is_file() and metrics_file.is_file()):
         raise UserError(f"{path} is not a training run folder (it needs config.json and metrics.csv)")
     try:
-        values = json.loads(config_file.read_text())
+        values = parse_json(config_file.read_text())
     except ValueError as e:
         raise UserError(f"{config_file} is not valid JSON ({e})") from None
     return Run(path, TrainConfig.from_dict(values, source=str(config_file)), read_metrics(metrics_file))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import warnings
 
 from ..errors import UserError
@@ -22,8 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+INTERRUPTED = threading.Event()  # set by a Ctrl-C that our handler took
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `resnets` console script."""
+    INTERRUPTED.clear()
+    # Where Python's own handler is in place (not under a host that set another), note each Ctrl-C before raising it.
+    ours = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    previous = signal.signal(signal.SIGINT, _interrupt) if ours else None
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
@@ -31,6 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # outside _run's own handler: on the way in or out
         print("resnets: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if ours:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt(signum, frame) -> None:
+    INTERRUPTED.set()
+    raise KeyboardInterrupt
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -45,13 +62,20 @@ def _run(argv: list[str] | None) -> int:
         args = build_parser().parse_args(argv)  # imports torch for some commands' flags: Ctrl-C is caught there too
         name = f"resnets {args.command}"
         args.run(args)
-    except UserError as e:
-        print(f"{name}: error: {e}", file=sys.stderr)
-        return getattr(e, "exit_code", 2)  # 2, or 128 + N for a run that a signal N stopped after saving
     except BrokenPipeError:  # output piped into `head`; not an error
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        # A library that caught the Ctrl-C (an exporter's catch-all, an import cut in half) fails after it in its own
+        # way: that failure is the interrupt's.
+        if INTERRUPTED.is_set():
+            print(f"{name}: interrupted", file=sys.stderr)
+            return 130
+        if not isinstance(e, UserError):
+            raise
+        print(f"{name}: error: {e}", file=sys.stderr)
+        return getattr(e, "exit_code", 2)  # 2, or 128 + N for a run that a signal N stopped after saving
     return 0

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, parse_json
 from .registry import command
 
 
@@ -161,8 +161,8 @@ def _settings(items: list[str]) -> dict:
         if not sep or not key.strip():
             raise UserError(f"--set {item!r} is not FIELD=VALUE, e.g. --set rpn_post_nms_test=100")
         try:
-            settings[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
+            settings[key.strip()] = parse_json(value)
+        except ValueError:
             settings[key.strip()] = value
     return settings
 
@@ -199,6 +199,7 @@ def _check_evaluate_flags(args: argparse.Namespace) -> None:
     from ..atomic import check_not_input, check_output, check_outside
     from ..detection.evaluation import is_detections_file
     from ..detection.training import detector_file
+    from ..training.loop import run_inputs
 
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit} must be a positive number of images (or left out for all)")
@@ -207,7 +208,7 @@ def _check_evaluate_flags(args: argparse.Namespace) -> None:
     if not args.checkpoint:
         raise UserError("--save-detections saves the detections of a --checkpoint; a --detections file is saved")
     out, label = Path(args.save_detections), "--save-detections"
-    check_not_input(out, [detector_file(args.checkpoint)], label=label)
+    check_not_input(out, run_inputs(detector_file(args.checkpoint)), label=label)
     check_outside(out, [Path(args.data)], label=label)
     check_output(out, force=args.force, ours=is_detections_file, label=label)
 
@@ -220,7 +221,7 @@ def _read_detections(path: Path, dataset) -> list[dict]:
     if not path.is_file():  # a FIFO would block the read forever
         raise UserError(f"cannot read detections file {path}: it {what_is(path)}; pass a JSON file of detections")
     try:
-        detections = json.loads(path.read_text())
+        detections = parse_json(path.read_text())
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read detections file {path} ({e})") from None
     check_detections(detections, dataset, str(path))

@@ -108,6 +108,20 @@ def _add_export(p: argparse.ArgumentParser) -> None:
         default=True,
         help="onnx: any batch size (default); --no-dynamic-batch fixes it at 1",
     )
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="onnx: quantize to int8 with ONNX Runtime (static QDQ, per-channel weights), calibrated on --calibration",
+    )
+    p.add_argument("--calibration", help="with --int8: a folder of images (any, walked recursively) to calibrate on")
+    p.add_argument("--calibration-images", type=int, default=512, help="with --int8: calibration images used")
+    p.add_argument(
+        "--check",
+        help="with --int8: a labelled folder (class subfolders): print both top-1 errors and refuse past --max-drop",
+    )
+    p.add_argument(
+        "--max-drop", type=float, default=1.0, help="with --check: most top-1 error points int8 may add (default 1.0)"
+    )
 
 
 @command("export", _add_export)
@@ -117,21 +131,29 @@ def run_export(args: argparse.Namespace) -> None:
 
     from ..atomic import check_not_input, check_output
     from ..evaluation.protocol import load_models
-    from ..weights import export_safetensors, weight_files
+    from ..training.loop import run_inputs
+    from ..weights import export_safetensors
 
     if (args.checkpoint is None) == (args.weights is None):
         raise UserError("export needs --checkpoint RUN_OR_FILE, or --weights FILE with --model NAME (one of them)")
     check_output(Path(args.out), force=args.force)  # before loading: a mistaken --out costs nothing
-    check_not_input(Path(args.out), weight_files(args.checkpoint or args.weights))  # not even with --force
+    check_not_input(Path(args.out), run_inputs(args.checkpoint or args.weights))  # not even with --force
     if args.format == "onnx":
         from ..inference.onnx_export import check_opset
 
         check_opset(args.opset)
-    elif args.opset is not None:
-        raise UserError("--opset applies to --format onnx; drop it, or add --format onnx")
+    else:  # the ONNX graph's flags would be ignored: say so
+        graph_flags = {"--opset": args.opset is not None, "--no-dynamic-batch": not args.dynamic_batch}
+        flag = next((f for f, given in graph_flags.items() if given), None)
+        if flag is not None:
+            raise UserError(f"{flag} applies to --format onnx; drop it, or add --format onnx")
+    calibration = _int8_flags(args)
     checkpoints = [args.checkpoint] if args.checkpoint else []
     given = normalization(args)
     (trained,) = load_models(checkpoints, args.weights, args.model, normalization=given, **model_options(args))
+    if calibration is not None:
+        _export_int8(trained, calibration, args)
+        return
     if args.format == "onnx":
         from ..inference.onnx_export import export_onnx
 
@@ -140,3 +162,48 @@ def run_export(args: argparse.Namespace) -> None:
         return
     export_safetensors(trained, Path(args.out))
     print(f"wrote {args.out}")
+
+
+def _int8_flags(args: argparse.Namespace):
+    """The calibration images of `export --int8` (None without --int8), once its flags are checked together."""
+    from pathlib import Path
+
+    from ..inference.quantize import calibration_set, check_max_drop
+
+    if not args.int8:
+        extra = [flag for flag, value in (("--calibration", args.calibration), ("--check", args.check)) if value]
+        if extra:
+            raise UserError(f"{' and '.join(extra)} apply to --int8; add --format onnx --int8, or drop them")
+        return None
+    if args.format != "onnx":
+        raise UserError(f"--int8 quantizes an ONNX graph; use --format onnx, not --format {args.format}")
+    if not args.dynamic_batch:
+        raise UserError("--int8 calibrates on batches of images; drop --no-dynamic-batch")
+    if args.calibration is None:
+        raise UserError("--int8 needs --calibration DIR, a folder of images to calibrate on")
+    if args.check is not None and not Path(args.check).expanduser().is_dir():
+        raise UserError(f"--check {args.check} is not a folder; pass a folder of class subfolders of images")
+    check_max_drop(args.max_drop)
+    return calibration_set(args.calibration, args.calibration_images)
+
+
+def _export_int8(trained, calibration, args: argparse.Namespace) -> None:
+    """Export the fp32 graph to a temporary file, quantize it, and write the int8 graph to --out once it is checked."""
+    import tempfile
+    from pathlib import Path
+
+    from ..inference.onnx_export import export_onnx
+    from ..inference.onnx_runtime import load_onnx
+    from ..inference.predictor import Predictor
+    from ..inference.quantize import quantize
+
+    with tempfile.TemporaryDirectory() as work:
+        fp32_file = Path(work) / "fp32.onnx"
+        exported = export_onnx(trained, fp32_file, opset=args.opset)
+        print(f"fp32 graph: ONNX Runtime within {exported.max_difference:.2g} of PyTorch on {exported.batch} images")
+        fp32 = Predictor(
+            load_onnx(fp32_file), source=trained.name, device="cpu", channels_last=False, backend="onnxruntime"
+        )
+        comparison = quantize(fp32, fp32_file, calibration, Path(args.out), check=args.check, max_drop=args.max_drop)
+    print(comparison.summary())
+    print(f"wrote {args.out}: int8 (QDQ, per-channel weights), calibrated on {len(calibration.files)} images")

@@ -24,7 +24,18 @@ def add_model_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="crops per forward pass")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the network runs")
     p.add_argument(
-        "--precision", default="fp32", choices=("auto", "fp32", "bf16", "fp16"), help="forward precision (autocast)"
+        "--precision",
+        default="fp32",
+        choices=("auto", "fp32", "bf16", "fp16", "int8"),
+        help="forward precision: autocast (bf16, fp16, auto), or int8 = ONNX Runtime's int8 graph (on the CPU; with "
+        "--calibration, or --onnx FILE of `export --int8`)",
+    )
+    p.add_argument(
+        "--calibration",
+        help="with --precision int8: a folder of images to calibrate the int8 graph on (built once and cached)",
+    )
+    p.add_argument(
+        "--calibration-images", type=int, help="with --calibration: how many of its images to use (default 512)"
     )
     p.add_argument(
         "--backend",
@@ -59,6 +70,8 @@ def predictor_from(args: argparse.Namespace):
         precision=args.precision,
         backend=args.backend,
         normalization=normalization(args),
+        calibration=args.calibration,
+        calibration_images=args.calibration_images,
     )
 
 
@@ -92,7 +105,11 @@ def run_predict(args: argparse.Namespace) -> None:
     if args.top_k < 1:
         raise UserError(f"--top-k {args.top_k} must be at least 1")
     inputs = collect_images(args.paths)
-    writer = open_writer(args.out, args.top_k, overwrite=args.overwrite) if args.out else None
+    if args.out:  # neither an image nor the model's run is ever replaced by the results, not even with --overwrite
+        from ..training.loop import run_inputs
+
+        given = [*inputs.files, *run_inputs(args.checkpoint or args.onnx or args.weights)]
+    writer = open_writer(args.out, args.top_k, overwrite=args.overwrite, inputs=given) if args.out else None
     predictor = predictor_from(args)
     results, bad, resized, complete = [], 0, 0, False
     bar = tqdm(total=len(inputs.files), unit="image", desc="predict", disable=len(inputs.files) <= args.batch_size)

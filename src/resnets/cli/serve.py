@@ -147,6 +147,8 @@ def _worker_spec(args: argparse.Namespace, settings) -> dict:
             "precision": args.precision,
             "backend": args.backend,
             "normalization": _json(normalization(args)),
+            "calibration": args.calibration,
+            "calibration_images": args.calibration_images,
         },
         "settings": vars(settings),
     }

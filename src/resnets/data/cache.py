@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write
-from ..errors import UserError
+from ..errors import UserError, parse_json
 from .decode import BadImage, decode_files
 from .folder import FolderScan
 from .imageset import ImageSet
@@ -119,7 +119,7 @@ def load_cached(
 def _read(paths: CachePaths, key: str) -> CachedPixels | None:
     """The cached split if it exists, is intact and has fingerprint `key`; otherwise None."""
     try:
-        meta = json.loads(paths.meta.read_text())
+        meta = parse_json(paths.meta.read_text())
         if meta.get("fingerprint") != key:
             return None
         index = np.load(paths.index)

@@ -8,7 +8,6 @@ network's (x1, y1, x2, y2) with x2 - x1 the width in pixels, and `to_annotation(
 from __future__ import annotations
 
 import glob
-import json
 import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -18,9 +17,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..data.decode import TOO_BIG
 from ..data.folder import IMAGE_EXTENSIONS
 from ..data.paths import glob_files, what_is
-from ..errors import UserError
+from ..errors import UserError, parse_json
 
 VOC, LABELIMG, COCO = "voc", "labelimg", "coco"
 SKIP_HINT = "fix or remove it, or pass --skip-bad-images"
@@ -97,7 +97,7 @@ def load_detection_split(
     """
     root = Path(data).expanduser()
     if not root.is_dir():
-        raise UserError(f"data folder {root} does not exist")
+        raise UserError(f"data folder {root} {what_is(root)}; pass a VOC, labelImg or COCO folder")
     layout = find_layout(root)
     if layout == COCO:
         return _read_coco(root, split, classes, skip_bad_images, allow_empty)
@@ -200,6 +200,8 @@ def image_size(file: Path) -> tuple[int, int]:
             return img.size
     except FileNotFoundError:
         raise UserError(f"image {file} does not exist; {SKIP_HINT}") from None
+    except Image.DecompressionBombError as e:  # Pillow's refusal of a header past twice its pixel limit
+        raise UserError(f"image {file} is {TOO_BIG} ({e}); {SKIP_HINT}") from None
     except (OSError, ValueError, SyntaxError) as e:
         raise UserError(f"cannot read image {file} ({e}); {SKIP_HINT}") from None
 
@@ -311,7 +313,7 @@ def coco_instances(path: Path) -> dict[str, list[dict]]:
     """The images, categories and annotations of the COCO instances file `path`, their structure checked: a missing
     key, a wrong type or a repeated id is one line naming the file and the entry."""
     try:
-        coco = json.loads(path.read_text())
+        coco = parse_json(path.read_text())
     except (OSError, ValueError) as e:  # ValueError: invalid JSON or UTF-8
         raise UserError(f"{path} is not a COCO instances file ({e})") from None
     if not isinstance(coco, dict):

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, parse_json
 from .data import DetectionSet
 
 
@@ -58,7 +57,7 @@ def detection_flaw(d: Any) -> str | None:
 def is_detections_file(path: Path) -> bool:
     """Whether `path` is a regular file holding a detections list (as --save-detections writes): one of ours."""
     try:
-        detections = json.loads(path.read_text()) if path.is_file() else None
+        detections = parse_json(path.read_text()) if path.is_file() else None
     except (OSError, ValueError):
         return False
     return isinstance(detections, list) and all(detection_flaw(d) is None for d in detections)

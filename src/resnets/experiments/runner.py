@@ -11,7 +11,7 @@ from typing import Any
 from ..analysis.output import RESULTS_FILE, write_text
 from ..atomic import check_output_folder, check_outside
 from ..checkpoints import FINAL, LAST, latest_checkpoint
-from ..errors import UserError
+from ..errors import UserError, parse_json
 from ..training.config import MECHANICS, TrainConfig, read_saved_config, resolve_config
 from ..training.loop import train
 from ..weights import export_safetensors, load_trained
@@ -79,7 +79,7 @@ def experiment_members(folder: Path) -> list[Path]:
     is one line naming it."""
     path = folder / EXPERIMENT_FILE
     try:
-        settings = json.loads(path.read_text())
+        settings = parse_json(path.read_text())
         members = settings.get("folders", settings["members"])  # relative paths; older files: names in FOLDER
         if not (isinstance(members, list) and all(isinstance(m, str) and m for m in members)):
             raise TypeError
@@ -94,7 +94,7 @@ def experiment_members(folder: Path) -> list[Path]:
 def _is_experiment(path: Path, name: str) -> bool:
     """Whether `path` is the experiment.json of an earlier run of experiment `name`."""
     try:
-        return json.loads(path.read_text()).get("experiment") == name
+        return parse_json(path.read_text()).get("experiment") == name
     except (OSError, ValueError, AttributeError):
         return False
 

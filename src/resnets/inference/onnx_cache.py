@@ -13,12 +13,15 @@ import dataclasses
 import hashlib
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, check_writable
 from ..data.cache import default_cache_dir
+from ..data.paths import what_is
+from ..errors import UserError, parse_json
 from ..weights import TrainedModel
 from .onnx_export import FORMAT, export_onnx, metadata
 
@@ -58,7 +61,7 @@ def graph_digest(trained: TrainedModel, opset: int | None = None) -> str:
 
 def cache_path(trained: TrainedModel, opset: int | None = None) -> Path:
     """Where the checked export of `trained` is cached."""
-    return _entry(trained, graph_digest(trained, opset))
+    return entry_path(trained.name, graph_digest(trained, opset))
 
 
 def cached_onnx(trained: TrainedModel, opset: int | None = None) -> Path:
@@ -69,13 +72,22 @@ def cached_onnx(trained: TrainedModel, opset: int | None = None) -> Path:
     the last rename wins with an identical file.
     """
     key = graph_digest(trained, opset)
-    path = _entry(trained, key)
+    return cached_entry(entry_path(trained.name, key), key, lambda path: export_onnx(trained, path, opset=opset))
+
+
+def cached_entry(path: Path, key: str, build: Callable[[Path], object]) -> Path:
+    """The cache entry `path` of `key`, built first by `build(path)` (which writes it atomically, once checked) if it
+    is missing or fails its check against its key (then a one-line warning says it is rebuilt); its record after."""
     damage = entry_damage(path, key)
     if damage is None:
         return path
+    for part in (path, _record(path)):  # no file is renamed over a folder, and a FIFO would hang the next read
+        if (part.exists() or part.is_symlink()) and not part.is_file():
+            raise UserError(f"{part} {what_is(part)}, not an ONNX cache file; remove it, or set RESNETS_CACHE")
+    check_writable(path.parent, f"the ONNX cache {path.parent} (set RESNETS_CACHE to another folder)")
     if path.exists():
-        warnings.warn(f"the cached ONNX export {path} {damage}; exporting it again", stacklevel=2)
-    export_onnx(trained, path, opset=opset)
+        warnings.warn(f"the cached ONNX export {path} {damage}; exporting it again", stacklevel=3)
+    build(path)
     with atomic_write(_record(path)) as f:
         f.write(json.dumps({"key": key, "sha256": _file_digest(path)}).encode())
     return path
@@ -86,7 +98,7 @@ def entry_damage(path: Path, key: str) -> str | None:
     if not path.is_file():
         return "is missing"
     try:
-        record = json.loads(_record(path).read_text())
+        record = parse_json(_record(path).read_text()) if _record(path).is_file() else {}
         recorded = (record["key"], record["sha256"])
     except (OSError, ValueError, TypeError, KeyError):
         return f"has no valid record {_record(path).name}"
@@ -97,8 +109,9 @@ def entry_damage(path: Path, key: str) -> str | None:
     return None
 
 
-def _entry(trained: TrainedModel, key: str) -> Path:
-    return default_cache_dir() / "onnx" / f"{trained.name}-{key[:24]}.onnx"
+def entry_path(name: str, key: str) -> Path:
+    """Where the cache entry of `key` for the model `name` lives ($RESNETS_CACHE/onnx/)."""
+    return default_cache_dir() / "onnx" / f"{name}-{key[:24]}.onnx"
 
 
 def _record(path: Path) -> Path:

@@ -11,19 +11,22 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..data.paths import what_is
 from ..errors import UserError
 from ..weights import Metadata, TrainedModel, checked_classes, checked_normalisation
 from .onnx_export import FORMAT
 
 
-def new_session(model: bytes | str | Path):
-    """An ONNX Runtime CPU session of a model file or serialised model."""
+def new_session(model: bytes | str | Path, threads: int | None = None):
+    """An ONNX Runtime CPU session of a model file or serialised model (on `threads` threads; None: ORT's default)."""
     try:
         import onnxruntime as ort
     except ImportError:
         raise UserError("running an ONNX model needs onnxruntime: pip install 'resnets[deploy]'") from None
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: its warnings about unused initialisers are noise here
+    if threads is not None:
+        options.intra_op_num_threads = threads
     source = model if isinstance(model, bytes) else str(model)
     try:
         return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
@@ -35,9 +38,9 @@ def new_session(model: bytes | str | Path):
 class OnnxModel(nn.Module):
     """An ONNX Runtime session as a module: float32 NCHW inputs in, the first output (logits) out."""
 
-    def __init__(self, session, source: str):
+    def __init__(self, session, source: str, precision: str = "fp32"):
         super().__init__()
-        self.session, self.source = session, source
+        self.session, self.source, self.precision = session, source, precision
         self.input = session.get_inputs()[0]
         self.size = tuple(self.input.shape[-2:])  # fixed: the pooling window was traced at this size
 
@@ -54,7 +57,7 @@ class OnnxModel(nn.Module):
 def load_onnx(path: Path) -> TrainedModel:
     """An ONNX file written by `resnets export --format onnx`, with its classes and normalisation."""
     if not path.is_file():
-        raise UserError(f"ONNX file {path} does not exist")
+        raise UserError(f"ONNX file {path} {what_is(path)}; pass an .onnx file from `resnets export --format onnx`")
     session = new_session(path)
     props = session.get_modelmeta().custom_metadata_map
     if props.get("format") != FORMAT:
@@ -64,7 +67,8 @@ def load_onnx(path: Path) -> TrainedModel:
     if named == []:
         raise UserError(f"{path} is a features_only backbone; predict needs a classifier")
     classes = checked_classes(path, named, session.get_outputs()[0].shape[-1])  # the logits' width, fixed in the graph
-    model = OnnxModel(session, str(path))
+    precision = props.get("precision", "fp32")  # "int8" in the graphs of `export --int8` (inference.quantize)
+    model = OnnxModel(session, str(path), precision)
     mean, std = meta.tensor("mean", "mean_shape"), meta.tensor("std", optional=True)
     mean, std = checked_normalisation(path, mean, std, size=model.size, keys=("mean", "std"))
     return TrainedModel(meta.text("model_name"), model, mean, classes, meta.train_config("train_config"), std)

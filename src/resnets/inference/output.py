@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..atomic import check_writable
+from ..atomic import check_not_input, check_writable
 from ..data.paths import what_is
 from ..errors import UserError
 
@@ -35,7 +36,9 @@ class ResultWriter:
     def __init__(self, path: Path, top_k: int):
         self.path, self.partial = path, path.with_name(path.name + ".partial")
         self.csv = path.suffix.lower() == ".csv"
-        self.file = open(self.partial, "w", newline="", encoding="utf-8")  # closed by close()
+        # An earlier run's leftover goes; a link there is removed, never written through (it may name an input).
+        self.partial.unlink(missing_ok=True)
+        self.file = open(self.partial, "x", newline="", encoding="utf-8")  # closed by close()
         if self.csv:
             self.rows = csv.writer(self.file)
             ranks = range(1, top_k + 1)
@@ -57,9 +60,9 @@ class ResultWriter:
             os.replace(self.partial, self.path)
 
 
-def open_writer(out: str, top_k: int, *, overwrite: bool = False) -> ResultWriter:
-    """A ResultWriter for `out` (.csv or .jsonl); an existing file is kept unless `overwrite`. Everything that would
-    stop the writing is checked here, before any image is predicted."""
+def open_writer(out: str, top_k: int, *, overwrite: bool = False, inputs: Iterable[Path] = ()) -> ResultWriter:
+    """A ResultWriter for `out` (.csv or .jsonl); an existing file is kept unless `overwrite`, and one of the `inputs`
+    always. Everything that would stop the writing is checked here, before any image is predicted."""
     path = Path(out).expanduser()
     if path.suffix.lower() not in FORMATS:
         raise UserError(f"--out {out} must end in .csv or .jsonl")
@@ -68,6 +71,7 @@ def open_writer(out: str, top_k: int, *, overwrite: bool = False) -> ResultWrite
     for target in (path, path.with_name(path.name + ".partial")):
         if (target.exists() or target.is_symlink()) and not target.is_file():
             raise UserError(f"--out {out}: {target} {what_is(target)}, not a file; choose another --out, or move it")
+    check_not_input(path, inputs)
     if path.exists() and not overwrite:
         raise UserError(f"--out {out} exists; pass --overwrite to replace it, or choose another file")
     check_writable(path.parent, f"--out {out}")

@@ -135,7 +135,7 @@ class Predictor:
             "view": self.view_name,
             "input_size": list(self.input_size or mean.shape[-2:]) if self.view_name == "full" else [self.crop] * 2,
             "device": str(self.device),
-            "precision": self.precision,
+            "precision": _graph(self.trained).precision if _graph(self.trained) else self.precision,
             "backend": self.backend,
         }
 
@@ -313,6 +313,8 @@ def load_predictor(
     options: dict[str, Any] | None = None,
     backend: str = "auto",
     normalization: Normalization | Mapping | None = None,
+    calibration: str | Path | None = None,
+    calibration_images: int | None = None,
     **settings: Any,
 ) -> Predictor:
     """A Predictor for a run folder or checkpoint file, `model` built with `weights`, or an ONNX file.
@@ -321,7 +323,8 @@ def load_predictor(
     `normalization` is that of `weights` that carry none (a Normalization, or its `to_json()`; see pretrained_model).
     `backend` "auto" runs a checkpoint or weights with ONNX Runtime where that is exact and installed (see
     `_onnx_unfit`), since it measured fastest of the fp32-exact paths on CPU (README, "Use a trained model");
-    "torch" always runs PyTorch; "onnx" insists on ONNX Runtime.
+    "torch" always runs PyTorch; "onnx" insists on ONNX Runtime. `precision="int8"`: an `export --int8` file's graph,
+    or one quantized on `calibration_images` (512) images of the folder `calibration`, cached (inference.quantize).
     """
     if backend not in BACKENDS:
         raise UserError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
@@ -329,14 +332,9 @@ def load_predictor(
     if len(given) != 1:
         raise UserError("pass exactly one of --checkpoint RUN_OR_FILE, --onnx FILE, or --model NAME --weights W")
     check_model_flags(weights, model, options or {})
+    int8 = _int8_request(settings, backend, onnx, calibration, calibration_images)
     if onnx is not None:
-        from .onnx_runtime import load_onnx  # onnxruntime only when asked for
-
-        if backend == "torch":
-            raise UserError("--onnx FILE runs with ONNX Runtime; drop --backend torch (or pass --checkpoint)")
-        if settings.get("precision", "fp32") not in ("fp32", "auto"):
-            raise UserError("an ONNX model runs in fp32; drop --precision")
-        return Predictor(load_onnx(Path(onnx)), source=str(onnx), **_onnx_settings(settings))
+        return _onnx_predictor(Path(onnx), backend, int8, settings)
     if checkpoint is not None:
         trained, source = load_trained(checkpoint), str(checkpoint)
     else:
@@ -346,6 +344,8 @@ def load_predictor(
             raise UserError(str(e)) from None
         source = f"{weights} ({model})"
     predictor = Predictor(trained, source=source, **settings)  # checks the model and settings, resolves the view
+    if int8:
+        return _int8_predictor(predictor, calibration, calibration_images, settings)
     if backend == "torch":
         return predictor
     reason = _onnx_unfit(predictor, settings.get("precision", "fp32"))
@@ -364,6 +364,53 @@ def load_predictor(
         warnings.warn(f"{source}: running PyTorch, since {e}", stacklevel=2)
         return Predictor(trained, source=source, **settings)  # afresh: the export left the model contiguous
     return Predictor(load_onnx(path), source=source, **_onnx_settings(settings))
+
+
+def _int8_request(settings: dict, backend: str, onnx, calibration, calibration_images) -> bool:
+    """Whether int8 is asked for (then `settings` runs fp32 crops), refusing flags that do not fit together."""
+    if settings.get("precision") != "int8":
+        if calibration is not None or calibration_images is not None:
+            raise UserError("--calibration and --calibration-images apply to --precision int8; add it, or drop them")
+        return False
+    settings["precision"] = "fp32"  # the crops go to the int8 graph as fp32; ONNX Runtime quantizes them
+    if backend == "torch":
+        raise UserError("--precision int8 runs an int8 ONNX graph in ONNX Runtime; drop --backend torch")
+    if onnx is None and calibration is None:
+        raise UserError(
+            "--precision int8 needs --calibration DIR (a folder of images to calibrate on), or --onnx FILE of an "
+            "`export --int8` graph"
+        )
+    if onnx is not None and (calibration is not None or calibration_images is not None):
+        raise UserError(f"--onnx {onnx} is already calibrated; drop --calibration and --calibration-images")
+    return True
+
+
+def _onnx_predictor(path: Path, backend: str, int8: bool, settings: dict[str, Any]) -> Predictor:
+    """The Predictor of an ONNX file; `int8`: refused unless the file is an int8 graph."""
+    from .onnx_runtime import load_onnx  # onnxruntime only when asked for
+
+    if backend == "torch":
+        raise UserError("--onnx FILE runs with ONNX Runtime; drop --backend torch (or pass --checkpoint)")
+    if settings.get("precision", "fp32") not in ("fp32", "auto"):
+        raise UserError("an ONNX model runs at the precision it was exported in; drop --precision")
+    trained = load_onnx(path)
+    if int8 and trained.model.precision != "int8":
+        raise UserError(f"{path} is an fp32 graph; export it with --int8, or drop --precision int8")
+    return Predictor(trained, source=str(path), **_onnx_settings(settings))
+
+
+def _int8_predictor(predictor: Predictor, calibration, count: int | None, settings: dict[str, Any]) -> Predictor:
+    """The Predictor of the cached int8 graph of `predictor`'s model, calibrated on `count` images of `calibration`."""
+    from .onnx_runtime import load_onnx
+    from .quantize import CALIBRATION_IMAGES, cached_int8, calibration_set
+
+    reason = _onnx_unfit(predictor, "fp32")
+    if reason is not None:
+        raise UserError(f"--precision int8: {reason}")
+    images = calibration_set(calibration, CALIBRATION_IMAGES if count is None else count)
+    onnx_settings = {**_onnx_settings(settings), "source": predictor.source}
+    path = cached_int8(predictor.trained, images, onnx_settings)
+    return Predictor(load_onnx(path), **onnx_settings)
 
 
 def _onnx_settings(settings: dict[str, Any]) -> dict[str, Any]:

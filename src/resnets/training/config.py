@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..atomic import atomic_write
-from ..errors import UserError
+from ..errors import UserError, parse_json
 from ..models import list_models, model_config
 from ..releases import RELEASES
 from ..runtime import default_workers
@@ -391,7 +391,9 @@ def recipe_path(recipe: str) -> Path:
     path = Path(recipe)
     if path.suffix == ".toml":
         if not path.is_file():
-            raise UserError(f"recipe file {path} does not exist")
+            from ..data.paths import what_is  # here: the data package is heavy, and this module stays light
+
+            raise UserError(f"recipe file {path} {what_is(path)}; pass a .toml file")
         return path
     path = RECIPES_DIR / f"{recipe}.toml"
     if not path.is_file():
@@ -404,7 +406,7 @@ def read_saved_config(path: Path, fix: str) -> dict[str, Any]:
     """The values in a run's config.json, for `resolve_config(given, saved)`; unreadable JSON or anything but an
     object is one line ending with `fix`."""
     try:
-        saved = json.loads(path.read_text())
+        saved = parse_json(path.read_text())
     except (OSError, ValueError) as e:
         raise UserError(f"{path} is not valid JSON ({e}); {fix}") from None
     if not isinstance(saved, dict):

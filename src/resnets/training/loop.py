@@ -6,7 +6,6 @@ logs, writes metrics and saves checkpoints.
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import sys
@@ -26,7 +25,7 @@ from ..checkpoints import BEST, FINAL, LAST, latest_checkpoint, save_checkpoint
 from ..data import ImageFiles, ImageSet, train_val_split
 from ..data.classes import class_listing
 from ..data.sampler import EpochSampler
-from ..errors import UserError
+from ..errors import UserError, parse_json
 from ..evaluation.evaluate import validation_error
 from ..models import ResNet, model_config
 from ..runtime import autocast, keep_freed_memory, resolve_device, resolve_precision
@@ -45,6 +44,17 @@ CONFIG_FILE = "config.json"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # save the current iteration, then stop
 FORCE_HINT = "pass --force to replace it"  # how `resnets train` goes on over a user's files; experiments say otherwise
 RUN_FILES = (LAST, BEST, FINAL, METRICS_FILE, SESSIONS_FILE)  # what a run writes beside its config.json
+
+
+def run_inputs(source: str | Path | None) -> list[Path]:
+    """What an output made from `source` must never replace, even when forced: the file itself and, where `source` is
+    a run folder or a file in one, that run's own files (its config.json, metrics and checkpoints)."""
+    if source is None:
+        return []
+    path = Path(source).expanduser()
+    folder = path if path.is_dir() else path.parent
+    own = [folder / name for name in (CONFIG_FILE, *RUN_FILES)] if (folder / CONFIG_FILE).is_file() else []
+    return [p for p in (path, *own) if p.is_file()]
 
 
 class TrainingDiverged(UserError):
@@ -535,7 +545,7 @@ def _refuse_foreign_config(path: Path, replace_hint: str) -> None:
     if not path.is_file():
         return
     try:
-        TrainConfig.from_dict(json.loads(path.read_text()), source=str(path))
+        TrainConfig.from_dict(parse_json(path.read_text()), source=str(path))
     except (OSError, ValueError, TypeError, AttributeError, UserError):
         raise UserError(f"{path} was not written by resnets train; choose another --out, or {replace_hint}") from None
 
