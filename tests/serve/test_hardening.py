@@ -202,7 +202,8 @@ def test_a_host_other_machines_reach_is_warned_of_once(cifar_model, monkeypatch,
     assert main(["serve", "--checkpoint", str(cifar_model), "--backend", "torch", "--host", host]) == 0
     captured = capsys.readouterr()
     warnings = [line for line in captured.err.splitlines() if "no authentication" in line]
-    assert len(warnings) == warned and f"serving resnet8 on http://{host}:8000/" in captured.out
+    url_host = f"[{host}]" if ":" in host else host  # IPv6 addresses are bracketed in a URL
+    assert len(warnings) == warned and f"serving resnet8 on http://{url_host}:8000/" in captured.out
 
 
 def test_a_real_loopback_socket_is_not_reachable_from_elsewhere():

@@ -124,7 +124,8 @@ def run_serve(args: argparse.Namespace) -> None:
             "authentication; put it behind an authenticating proxy, or bind 127.0.0.1",
             file=sys.stderr,
         )
-    print(f"serving {predictor.info()['model']} on http://{args.host}:{sock.getsockname()[1]}/", flush=True)
+    host = f"[{args.host}]" if ":" in args.host else args.host  # an IPv6 address is bracketed in a URL (RFC 3986)
+    print(f"serving {predictor.info()['model']} on http://{host}:{sock.getsockname()[1]}/", flush=True)
     serve(config, sock)
     print("resnets serve: stopped", file=sys.stderr)
 
