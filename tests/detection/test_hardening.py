@@ -329,6 +329,10 @@ def test_detect_predict_reports_and_skips_an_image_that_does_not_decode(trained,
     assert "skipped 1 bad images" in captured.err and str(photos / "b.png") in captured.err
     assert detect("predict", "--checkpoint", trained[1], photos, "--strict") == 2
     one_line_error(capsys, "b.png", "drop --strict")
+    (photos / "a.png").unlink()  # nothing left that decodes: a failure, not an empty success
+    assert detect("predict", "--checkpoint", trained[1], photos, "--json") == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "none of the 1 images could be decoded" in captured.err
 
 
 # Item 9: a box with a coordinate that is no finite number is a bad box, in every layout.

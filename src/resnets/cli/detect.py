@@ -307,10 +307,12 @@ def _predict(args: argparse.Namespace) -> None:
             line += f" (drawn in {drawings.write(image, boxes, captions, file)})"
         if not args.json:
             print(line)
-    if args.json:
-        print(json.dumps(out, indent=2))
     if bad:
         print(f"resnets detect: {len(files) - bad} images searched; skipped {bad} bad images", file=sys.stderr)
+        if bad == len(files):  # nothing was searched: a failure, as in the classifier's predict
+            raise UserError(f"none of the {bad} images could be decoded (each is named above); pass readable images")
+    if args.json:
+        print(json.dumps(out, indent=2))
 
 
 def _detect_one(model, state: dict, image, name: str, device, precision: str, threshold: float):
