@@ -9,7 +9,7 @@ from resnets.cli import main
 from resnets.data import open_split
 from resnets.data.imagenet_classes import IMAGENET_WNIDS
 from resnets.models import ResNet, ResNetConfig, create_model
-from resnets.weights import TrainedModel, export_safetensors
+from resnets.weights.files import TrainedModel, export_safetensors
 
 from .conftest import CIFAR_CLASSES
 from .data.conftest import save_image

@@ -15,7 +15,7 @@ import warnings
 import pytest
 
 from resnets.cli import main
-from resnets.errors import UserError
+from resnets.core.errors import UserError
 from resnets.experiments.report import collect
 from resnets.training.loop import train
 

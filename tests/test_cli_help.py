@@ -126,7 +126,7 @@ def test_a_choice_outside_the_fixed_ones_is_refused_by_the_parser(capsys):
     ],
 )
 def test_validation_errors_name_the_flag_not_the_field(values, message):
-    from resnets.errors import UserError
+    from resnets.core.errors import UserError
 
     with pytest.raises(UserError) as info:
         TrainConfig(**values)

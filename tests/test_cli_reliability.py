@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from resnets.cli import main
-from resnets.weights import load_trained
+from resnets.weights.files import load_trained
 
 TINY = ["--batch-size", "20", "--iters", "2", "--eval-every", "2", "--val-split", "20", "--precision", "fp32"]
 

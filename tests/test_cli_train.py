@@ -104,7 +104,7 @@ def test_list_flags_parse_as_lists():
 
 def test_train_without_data_downloads_cifar10_into_resnets_data(tmp_path, monkeypatch, capsys):
     import resnets.training.pipeline as pipeline
-    from resnets.errors import UserError
+    from resnets.core.errors import UserError
 
     calls = []
 

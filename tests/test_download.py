@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from resnets.download import download
-from resnets.errors import UserError
+from resnets.core.download import download
+from resnets.core.errors import UserError
 
 from .local_server import closed_port_url, serve
 

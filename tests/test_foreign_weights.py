@@ -11,11 +11,11 @@ from torch import nn
 
 from resnets.cli import main
 from resnets.cli.registry import normalization
+from resnets.core.errors import UserError
 from resnets.data import load_split, pixel_mean
-from resnets.errors import UserError
 from resnets.models import create_model
 from resnets.training.loop import Trainer
-from resnets.weights import IMAGENET_MEAN, IMAGENET_STD, load_trained, pretrained_model, read_metadata
+from resnets.weights.files import IMAGENET_MEAN, IMAGENET_STD, load_trained, pretrained_model, read_metadata
 
 from .tiny import tiny_config
 

@@ -13,18 +13,20 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "resnets"
 
 # Each layer: the modules or packages (relative to resnets/) it holds, and the layers it may import from, directly.
 # What a layer may import is the closure of this table, so every upward edge is refused.
-# base: helpers every layer may use (errors, atomic writes, device and precision, checkpoint files, downloads);
+# core: what every layer shares (errors, atomic writes, device and precision, checkpoint files, downloads, rng);
 # weights: pretrained and exported weight files, above the zoo and the data (ImageNet's class list);
-# detection: above models and data (and the run machinery it shares with classification training);
+# engine: the run lifecycle both trainers share; training (the classifier) and detection are tasks on it, side by
+# side: detection never imports the classifier's training package;
 # inference/serve: above evaluation and weights, below cli; api: the package's own __init__ (create_model(weights=)).
 LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "base": (("errors", "atomic", "paper", "runtime", "checkpoints", "download"), ()),
-    "models": (("models",), ("base",)),
+    "core": (("core",), ()),
+    "models": (("models",), ("core",)),
     "data": (("data",), ("models",)),
-    "weights": (("releases", "pretrained", "weights"), ("data",)),
+    "weights": (("weights",), ("data",)),
     "evaluation": (("evaluation",), ("weights",)),
-    "training": (("training",), ("evaluation",)),
-    "detection": (("detection",), ("training",)),
+    "engine": (("engine",), ("evaluation",)),
+    "training": (("training",), ("engine",)),
+    "detection": (("detection",), ("engine",)),
     "analysis": (("analysis",), ("training",)),
     "experiments": (("experiments",), ("analysis",)),
     "inference": (("inference",), ("evaluation",)),
@@ -83,7 +85,11 @@ def test_the_layer_table_has_no_cycle_and_the_issue_order():
     for lower, upper in zip(order, order[1:], strict=False):
         assert lower in allowed(upper) and upper not in allowed(lower)
     assert "models" in allowed("weights") and "weights" not in allowed("models")
-    assert {"models", "data"} <= allowed("detection") and "detection" not in allowed("data") | allowed("evaluation")
+    assert {"models", "data", "engine"} <= allowed("detection") and "detection" not in allowed("data") | allowed(
+        "evaluation"
+    )
+    assert "training" not in allowed("detection") and "detection" not in allowed("training")
+    assert "engine" in allowed("training") and "training" not in allowed("engine")
     assert {"evaluation", "weights"} <= allowed("inference") and "inference" not in allowed("training")
     for layer in LAYERS:
         assert all(layer not in allowed(lower) for lower in LAYERS[layer][1]), layer
@@ -119,12 +125,60 @@ def test_the_import_reader_sees_relative_absolute_and_nested_imports(tmp_path, m
 @pytest.mark.parametrize(
     ("statement", "absent"),
     [
-        ("import resnets; resnets.create_model('resnet18')", ("resnets.weights", "resnets.download")),
-        ("import resnets.training.config", ("resnets.download", "resnets.data.loader", "resnets.pretrained")),
-        ("import resnets.weights", ("resnets.training",)),
+        ("import resnets; resnets.create_model('resnet18')", ("resnets.weights.files", "resnets.core.download")),
+        (
+            "import resnets.training.config",
+            ("resnets.core.download", "resnets.data.loader", "resnets.weights.pretrained"),
+        ),
+        ("import resnets.weights.files", ("resnets.training", "resnets.engine")),
     ],
 )
 def test_light_modules_stay_light(statement, absent):
     code = f"import sys; {statement}; print(sorted(sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert not [name for name in absent if f"'{name}'" in loaded]
+
+
+def type_checking_lines(path: Path) -> set[int]:
+    """The lines of the imports under `if TYPE_CHECKING:` in `path`."""
+    lines = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            lines |= {
+                n.lineno for stmt in node.body for n in ast.walk(stmt) if isinstance(n, ast.ImportFrom | ast.Import)
+            }
+    return lines
+
+
+def module_graph() -> dict[tuple[str, ...], set[tuple[str, ...]]]:
+    """Every module of the package and the modules it imports, at any depth (a package means its __init__)."""
+    modules = {module_parts(path): path for path in PACKAGE.rglob("*.py")}
+    graph: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
+    for parts, path in modules.items():
+        targets = set()
+        typing_only = type_checking_lines(path)
+        for line, target in imported(path):
+            if line in typing_only:  # annotations only: never imported at run time
+                continue
+            while target and target not in modules:  # `from .x import name`: the module x
+                target = target[:-1]
+            if target != parts:
+                targets.add(target)
+        graph[parts] = targets
+    return graph
+
+
+def test_no_import_cycles():
+    graph = module_graph()
+    cycles = []
+    for start in sorted(graph):
+        stack, seen = [(start, (start,))], set()
+        while stack:
+            node, trail = stack.pop()
+            for nxt in graph[node]:
+                if nxt == start:
+                    cycles.append(" -> ".join(".".join(p) or "resnets" for p in (*trail, start)))
+                elif nxt not in seen and nxt > start:  # each cycle once, from its smallest module
+                    seen.add(nxt)
+                    stack.append((nxt, (*trail, nxt)))
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)

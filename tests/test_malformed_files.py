@@ -18,12 +18,12 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save, save_file
 
-from resnets.checkpoints import load_checkpoint, save_checkpoint
 from resnets.cli import main
-from resnets.detection.training import KIND
-from resnets.errors import UserError
+from resnets.core.checkpoints import load_checkpoint, save_checkpoint
+from resnets.core.errors import UserError
+from resnets.detection.model import KIND
 from resnets.models import create_model
-from resnets.weights import TrainedModel, export_safetensors, load_trained, read_state_dict
+from resnets.weights.files import TrainedModel, export_safetensors, load_trained, read_state_dict
 
 from .conftest import CIFAR_CLASSES
 

@@ -15,11 +15,12 @@ import pytest
 import torch
 from tqdm import tqdm
 
-from resnets import create_model, pretrained
+from resnets import create_model
+from resnets.core.errors import UserError
 from resnets.data.imagenet_classes import IMAGENET_WNIDS
-from resnets.errors import UserError
-from resnets.pretrained import RELEASES, TORCHVISION_V1, available, weights_file
-from resnets.weights import pretrained_model
+from resnets.weights import pretrained
+from resnets.weights.files import pretrained_model
+from resnets.weights.pretrained import RELEASES, TORCHVISION_V1, available, weights_file
 
 from .local_server import closed_port_url, serve
 
@@ -159,4 +160,8 @@ def test_building_a_model_imports_no_download_code():
 
     code = "import sys; from resnets.models import create_model; create_model('resnet18'); print(sorted(sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "resnets.weights" not in loaded and pretrained.__name__ not in loaded and "resnets.download" not in loaded
+    assert (
+        "resnets.weights.files" not in loaded
+        and pretrained.__name__ not in loaded
+        and "resnets.core.download" not in loaded
+    )

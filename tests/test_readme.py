@@ -1,27 +1,72 @@
-"""The README's promises: its test command is what CI runs, and its table is what the code prints."""
+"""The README's and the manual's promises: the README is a front page whose test command is what CI runs, the
+tables the docs show are what the code prints, and the links between the pages lead somewhere."""
 
 import re
 from pathlib import Path
 
-from resnets.analysis.summary import paper_table
+import pytest
+
+from resnets.models.summary import paper_table
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+DOCS = ROOT / "docs"
+PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]  # the front page and the manual (not the run folders)
 
 
-def quickstart_commands() -> list[str]:
+def quickstart_blocks() -> list[str]:
     quickstart = README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```bash\n(.+?)\n```", quickstart)
+    return re.findall(r"```bash\n(.+?)\n```", quickstart, flags=re.DOTALL)
 
 
-def test_quickstart_has_two_commands_and_ci_runs_the_test_one():
-    commands = quickstart_commands()
-    assert len(commands) == 2
-    assert "pytest" in commands[1]
+def marked(text: str, name: str) -> str:
+    """The text between `<!-- name -->` and `<!-- /name -->`."""
+    return text.split(f"<!-- {name} -->\n", 1)[1].split(f"\n<!-- /{name} -->", 1)[0]
+
+
+def test_quickstart_has_two_blocks_and_ci_runs_the_test_one():
+    blocks = quickstart_blocks()
+    assert len(blocks) == 2
+    first = blocks[0].splitlines()
+    assert first[0] == "resnets evaluate --model resnet20 --weights resnets-cifar10"  # offline, from the package alone
+    assert any(line.startswith("resnets train --model resnet20 --recipe cifar10-paper") for line in first[1:])
+    assert "pytest" in blocks[1] and "\n" not in blocks[1]
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
-    assert commands[1] in ci
+    assert blocks[1] in ci
 
 
-def test_readme_summary_table_is_current():
-    table = README.split("<!-- summary-table -->\n", 1)[1].split("\n<!-- /summary-table -->", 1)[0]
+def test_readme_is_a_front_page():
+    assert len(README.splitlines()) <= 250
+
+
+def test_summary_table_is_current():
+    table = marked((DOCS / "models.md").read_text(), "summary-table")
     assert table == paper_table(markdown=True)
+
+
+def test_table6_results_are_the_same_on_the_front_page_and_in_the_manual():
+    assert marked(README, "table6-results") == marked((DOCS / "experiments.md").read_text(), "table6-results")
+
+
+def anchors(page: Path) -> set[str]:
+    """The ids of a page's headings, as mkdocs' toc (and, for these headings, GitHub) makes them."""
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL)
+    ids = set()
+    for heading in re.findall(r"^#{1,6} (.+)$", text, flags=re.MULTILINE):
+        slug = re.sub(r"[^\w\s-]", "", heading.replace("`", "")).strip().lower()
+        ids.add(re.sub(r"[-\s]+", "-", slug))
+    return ids
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_relative_links_lead_to_files_and_headings(page):
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL)
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):
+            continue  # https://...
+        path, _, anchor = target.partition("#")
+        file = (page.parent / path).resolve() if path else page
+        if not file.exists() or (anchor and file.suffix == ".md" and anchor not in anchors(file)):
+            broken.append(target)
+    assert not broken

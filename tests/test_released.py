@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from resnets import create_model, releases
+from resnets import create_model
 from resnets.cli import main
-from resnets.errors import UserError
+from resnets.core.errors import UserError
 from resnets.training.loop import train
-from resnets.weights import export_safetensors, load_trained, pretrained_model, read_metadata
+from resnets.weights import releases
+from resnets.weights.files import export_safetensors, load_trained, pretrained_model, read_metadata
 
 from .tiny import tiny_config
 

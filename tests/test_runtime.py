@@ -7,14 +7,14 @@ import sys
 import pytest
 import torch
 
-from resnets.runtime import keep_freed_memory
+from resnets.core.runtime import keep_freed_memory
 
 # A training step's pattern: many activations of a few MiB allocated, then all freed; the faults of the later rounds
 # are those of memory that malloc gave back to the kernel and must fault in again.
 STEPS = """
 import resource, sys
 import torch
-from resnets.runtime import keep_freed_memory
+from resnets.core.runtime import keep_freed_memory
 kept = keep_freed_memory(torch.device("cpu")) if sys.argv[1] == "keep" else None
 faults = []
 for step in range(3):

@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import save_file
 
 from resnets import create_model
-from resnets.errors import UserError
-from resnets.weights import (
+from resnets.core.errors import UserError
+from resnets.weights.files import (
     TrainedModel,
     export_safetensors,
     load_trained,

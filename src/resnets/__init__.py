@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from .errors import UserError
+from .core.errors import UserError
 
 if TYPE_CHECKING:
     from .models import ResNet
@@ -18,8 +18,8 @@ _LAZY = {
     "ResNetConfig": "models",
     "list_models": "models",
     "model_config": "models",
-    "measure": "analysis.complexity",
-    "model_complexity": "analysis.complexity",
+    "measure": "models.complexity",
+    "model_complexity": "models.complexity",
 }
 
 __version__ = "0.1.0"
@@ -46,7 +46,7 @@ def create_model(name: str, weights: str | None = None, **options: Any) -> ResNe
         from .models import create_model as build
 
         return build(name, **options)
-    from .weights import pretrained_model  # only when weights are asked for: a fresh model loads no download code
+    from .weights.files import pretrained_model  # only when weights are asked for: a fresh model loads no download code
 
     return pretrained_model(name, weights, **options).model
 

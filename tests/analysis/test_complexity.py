@@ -1,7 +1,7 @@
 import pytest
 
-from resnets import paper
-from resnets.analysis.complexity import model_complexity
+from resnets.models import paper
+from resnets.models.complexity import model_complexity
 
 TORCHVISION_PARAMS = {  # PAPER.md's reference counts of torchvision's v1.5 option-B models
     "resnet18": 11_689_512,

@@ -6,8 +6,8 @@ import pytest
 
 from resnets.analysis.plots import response_plot
 from resnets.analysis.responses import LayerResponses
-from resnets.analysis.tables import paper_name
-from resnets.errors import UserError
+from resnets.core.errors import UserError
+from resnets.core.tables import paper_name
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from resnets import create_model
 from resnets.analysis.responses import checkpoint_responses, layer_responses, response_layers
 from resnets.cli import main
 from resnets.evaluation.splits import evaluation_split
-from resnets.weights import TrainedModel, export_safetensors
+from resnets.weights.files import TrainedModel, export_safetensors
 
 from ..conftest import CIFAR_CLASSES
 from ..data.conftest import save_image

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from resnets.core.errors import UserError
 from resnets.data import normalize, pixel_mean, random_crop_flip
-from resnets.errors import UserError
 
 
 def noise(n: int, seed: int = 0, size: int = 32) -> torch.Tensor:

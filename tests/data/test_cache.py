@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from resnets.atomic import atomic_write
+from resnets.core.atomic import atomic_write
+from resnets.core.errors import UserError
+from resnets.core.paths import default_cache_dir
 from resnets.data import cache as cache_module
 from resnets.data import load_split, open_split
-from resnets.data.cache import cache_paths, default_cache_dir
+from resnets.data.cache import cache_paths
 from resnets.data.decode import decode_image
-from resnets.errors import UserError
 
 from .conftest import save_image
 
@@ -217,3 +218,14 @@ def test_an_old_or_damaged_ragged_cache_is_rebuilt(
         index.write_bytes(index.read_bytes()[:-8])
     assert torch.equal(open_cached(ragged, cache_dir).image(3), expected)
     assert decode_calls == [4, 4]
+
+
+def test_datasets_go_under_the_one_cache_root_unless_resnets_data_says(tmp_path: Path, monkeypatch) -> None:
+    from resnets.core.paths import default_data_dir
+    from resnets.data.cifar import default_cifar10
+
+    monkeypatch.delenv("RESNETS_DATA", raising=False)
+    monkeypatch.setenv("RESNETS_CACHE", str(tmp_path / "cache"))
+    assert default_cifar10().parent == tmp_path / "cache" / "data"
+    monkeypatch.setenv("RESNETS_DATA", str(tmp_path / "datasets"))
+    assert default_data_dir() == tmp_path / "datasets"

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
+from resnets.core.errors import UserError
 from resnets.data import download_cifar10
 from resnets.data.cifar import read_cifar10
-from resnets.errors import UserError
 
 from .conftest import CIFAR_CLASSES, FakeCifar, write_batch
 

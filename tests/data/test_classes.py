@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
+from resnets.core.errors import UserError
 from resnets.data import load_split, open_split
 from resnets.data.cifar import read_cifar10
 from resnets.data.classes import model_labels
 from resnets.data.folder import scan_split
-from resnets.errors import UserError
 
 from .conftest import CIFAR_CLASSES, FakeCifar, save_image
 

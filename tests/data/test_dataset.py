@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
+from resnets.core.errors import UserError
 from resnets.data import ImageSet, load_split
-from resnets.errors import UserError
 
 from .conftest import CIFAR_CLASSES, IMAGENETTE_ARCHIVE, PER_CLASS, FakeCifar, extract_members, save_image
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from resnets.core.errors import UserError
 from resnets.data.decode import CHUNK, BadImage, decode_files, decode_image
-from resnets.errors import UserError
 
 from .conftest import save_image
 

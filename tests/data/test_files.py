@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
+from resnets.core.errors import UserError
 from resnets.data import ImageFiles, ImageSet, load_split, open_split
-from resnets.errors import UserError
 
 from .conftest import IMAGENETTE_CLASSES, IMAGENETTE_PER_CLASS, FakeCifar, save_image
 

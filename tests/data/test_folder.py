@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from resnets.core.errors import UserError
 from resnets.data.folder import has_split, scan_split
-from resnets.errors import UserError
 
 from .conftest import CIFAR_CLASSES, PER_CLASS, save_image
 

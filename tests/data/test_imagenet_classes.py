@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from resnets.core.errors import UserError
 from resnets.data.imagenet_classes import IMAGENET_WNIDS, imagenet_name
-from resnets.errors import UserError
 
 # Imagenette's ten classes and their names (fastai's Imagenette, as listed in the shared data README).
 IMAGENETTE = {

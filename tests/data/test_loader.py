@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from resnets.core.errors import UserError
+from resnets.core.rng import seeded_generator
 from resnets.data import ImageFiles, TrainLoader, open_split, scale_crop_flip
 from resnets.data.loader import AUGMENT_STREAM
-from resnets.data.rng import seeded_generator
 from resnets.data.sampler import EpochSampler
-from resnets.errors import UserError
 
 SMALL = {"scale_range": (40, 64), "crop": 32}  # small crops keep the tests fast; the paper's sizes are tested once
 

@@ -1,6 +1,6 @@
 import torch
 
-from resnets.data.rng import seeded_generator
+from resnets.core.rng import seeded_generator
 from resnets.data.sampler import EpochSampler
 
 

@@ -5,6 +5,7 @@ import re
 import pytest
 import torch
 
+from resnets.core.errors import UserError
 from resnets.data import lighting, scale_crop_flip
 from resnets.data.scale_augment import (
     IMAGENET_EIGENVALUES,
@@ -13,7 +14,6 @@ from resnets.data.scale_augment import (
     resize,
     shorter_side_size,
 )
-from resnets.errors import UserError
 
 ALMOST_ONE = 1 - 2**-24  # the largest float32 below 1, the top of torch.rand's range
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from resnets.core.errors import UserError
 from resnets.data import train_val_split
-from resnets.errors import UserError
 
 
 def balanced(per_class: int, classes: int = 10) -> torch.Tensor:

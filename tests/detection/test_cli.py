@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 
 import pytest
 import torch
 
-from resnets.checkpoints import load_checkpoint
 from resnets.cli import main
-from resnets.detection.training import DetectionTrainConfig, DetectionTrainer
+from resnets.core.checkpoints import load_checkpoint
+from resnets.detection.config import DetectionTrainConfig
+from resnets.detection.training import DetectionTrainer
+from resnets.engine.lock import LOCK
 from resnets.training.config import recipe_values
-from resnets.training.lock import LOCK
 
 from .conftest import SCENES, voc_xml
 
@@ -134,3 +136,32 @@ def test_evaluate_skips_bad_boxes_when_asked_as_its_error_advises(voc, tmp_path,
     assert main([*args, "--skip-bad-images", "--json"]) == 0
     captured = capsys.readouterr()
     assert "skipped 1 boxes" in captured.err and json.loads(captured.out)["images"] == 4
+
+
+def test_detect_train_runs_on_the_engine_sessions_a_save_timer_and_the_fp16_retry(voc, tmp_path, monkeypatch):
+    from resnets.engine import trainer as engine
+
+    saved, runs = [], []
+    save = engine.save_checkpoint
+    monkeypatch.setattr(
+        engine, "save_checkpoint", lambda path, state: (saved.append(state["iteration"]), save(path, state))
+    )
+    use_optimizer = engine.Engine.use_optimizer
+
+    def fp16_scaler_on_the_cpu(self, *args):  # the fp16 path's grad scaler, with the third gradient overflowing
+        use_optimizer(self, *args)
+        self.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+        calls = []
+        weight = next(p for p in self.model.parameters() if p.requires_grad)
+        weight.register_hook(lambda g: (calls.append(1), g * math.inf if len(calls) == 3 else g)[1])
+        runs.append(self)
+
+    monkeypatch.setattr(engine.Engine, "use_optimizer", fp16_scaler_on_the_cpu)
+    run = tmp_path / "run"
+    assert train(voc, run, 3, "--checkpoint-every", "100", "--checkpoint-minutes", "1e-9") == 0
+    assert saved == [1, 2, 3]  # the clock is due after every iteration, the every-100 rule never
+    assert runs[0].skipped_steps == 1  # the overflowing step was skipped and repeated: still 3 steps taken
+    with open(run / "metrics.csv") as f:
+        assert [int(r["iteration"]) for r in csv.DictReader(f)] == [1, 2, 3]
+    (session,) = [json.loads(line) for line in (run / "sessions.jsonl").read_text().splitlines()]
+    assert session["iteration"] == 0 and session["precision"] == "fp32"

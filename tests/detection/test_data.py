@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from resnets.core.errors import UserError
 from resnets.detection.data import find_layout, load_detection_split
-from resnets.errors import UserError
 
 from .conftest import SLICE, voc_xml, write_voc
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from resnets.checkpoints import load_checkpoint, save_checkpoint
 from resnets.cli import main
+from resnets.core.checkpoints import load_checkpoint, save_checkpoint
 from tests.training.test_distributed import TIMEOUT, TORCHRUN, kill_a_worker_after_the_first_checkpoint, launched
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")

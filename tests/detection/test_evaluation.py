@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from resnets.core.errors import UserError
 from resnets.detection.data import load_detection_split
 from resnets.detection.evaluation import check_detections, evaluate_detections, map_50_voc07
-from resnets.errors import UserError
 
 from .conftest import SLICE, extract_voc
 

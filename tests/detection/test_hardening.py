@@ -17,12 +17,12 @@ import pytest
 import torch
 from PIL import Image
 
-from resnets.checkpoints import load_checkpoint
 from resnets.cli import main
+from resnets.core.checkpoints import load_checkpoint
+from resnets.core.errors import UserError
 from resnets.detection.data import load_detection_split
 from resnets.detection.training import DetectionTrainer
-from resnets.errors import UserError
-from resnets.training.lock import LOCK
+from resnets.engine.lock import LOCK
 
 from .conftest import SLICE, synthetic_image, write_voc
 from .test_cli import SMALL

@@ -9,12 +9,12 @@ import torch
 from torch import nn
 
 import resnets
-from resnets.checkpoints import save_checkpoint
+from resnets.core.checkpoints import save_checkpoint
+from resnets.core.errors import UserError
 from resnets.detection import BoxCoder, FasterRCNNConfig, FrozenBatchNorm2d, faster_rcnn
 from resnets.detection.anchors import cell_anchors, grid_anchors
 from resnets.detection.frozen_bn import freeze_batchnorm
 from resnets.detection.sampling import BACKGROUND, IGNORE, match, sample
-from resnets.errors import UserError
 
 # Small inputs and few RoIs: the paper's 300 test RoIs through conv5_x would take seconds per image here.
 TINY = dict(

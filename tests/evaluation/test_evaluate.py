@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
+from resnets.core.errors import UserError
 from resnets.data import ImageSet, normalize, open_split
-from resnets.errors import UserError
 from resnets.evaluation.evaluate import Member, evaluate_views, evaluation_positions, validation_error
 from resnets.evaluation.views import make_view
 from resnets.models import ResNet, ResNetConfig, create_model

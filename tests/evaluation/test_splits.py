@@ -2,8 +2,8 @@
 
 import pytest
 
+from resnets.core.errors import UserError
 from resnets.data import ImageFiles, ImageSet
-from resnets.errors import UserError
 from resnets.evaluation.splits import evaluation_split
 
 from ..conftest import CIFAR_CLASSES

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from resnets.errors import UserError
+from resnets.core.errors import UserError
 from resnets.evaluation.views import VIEWS, make_view, multiscale, resize_shorter, ten_crop
 
 

@@ -7,13 +7,13 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from resnets.checkpoints import load_checkpoint
 from resnets.cli import main
-from resnets.errors import UserError
+from resnets.core.checkpoints import load_checkpoint
+from resnets.core.errors import UserError
+from resnets.engine.metrics import read_metrics
 from resnets.experiments import degradation, runner
 from resnets.experiments.report import collect
 from resnets.training.loop import Trainer
-from resnets.training.metrics import read_metrics
 
 from .conftest import TINY, TINY_FLAGS
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from resnets.analysis.runs import load_run
 from resnets.cli import main
-from resnets.errors import UserError
+from resnets.core.errors import UserError
 from resnets.experiments.report import fig6_panels, write_report
 from resnets.training.config import TrainConfig
 

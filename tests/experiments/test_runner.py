@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from resnets.errors import UserError
+from resnets.core.errors import UserError
 from resnets.experiments.runner import Experiment
 
 

@@ -3,7 +3,7 @@
 import torch
 
 from resnets.cli import main
-from resnets.weights import load_trained
+from resnets.weights.files import load_trained
 
 from .conftest import TINY_FLAGS
 

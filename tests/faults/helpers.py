@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from resnets.checkpoints import load_checkpoint
+from resnets.core.checkpoints import load_checkpoint
 
 TINY_RUN = [
     "--model",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from resnets.checkpoints import load_checkpoint
+from resnets.core.checkpoints import load_checkpoint
 from resnets.data import load_split
 
 from .helpers import train_command

@@ -5,9 +5,9 @@ import errno
 import pytest
 import torch
 
-from resnets import checkpoints as checkpoint_module
-from resnets.checkpoints import load_checkpoint
-from resnets.errors import UserError
+from resnets.core import checkpoints as checkpoint_module
+from resnets.core.checkpoints import load_checkpoint
+from resnets.core.errors import UserError
 from resnets.training.loop import train
 
 from ..tiny import tiny_config

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from resnets.checkpoints import FORMAT, load_checkpoint
-from resnets.errors import UserError
-from resnets.weights import export_safetensors, load_trained
+from resnets.core.checkpoints import FORMAT, load_checkpoint
+from resnets.core.errors import UserError
+from resnets.weights.files import export_safetensors, load_trained
 
 from .helpers import Payload, run_to_end
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from resnets.checkpoints import load_checkpoint
+from resnets.core.checkpoints import load_checkpoint
 
 from .helpers import assert_same_weights, run_to_end, train_command
 

@@ -13,7 +13,7 @@ from resnets.data.augment import normalize
 from resnets.data.decode import decode_image
 from resnets.evaluation.views import center
 from resnets.models import ResNet, ResNetConfig, create_model
-from resnets.weights import TrainedModel, export_safetensors
+from resnets.weights.files import TrainedModel, export_safetensors
 
 from ..conftest import CIFAR_CLASSES, FIXTURES
 

@@ -9,9 +9,9 @@ import torch
 
 import resnets
 from resnets.cli import main
-from resnets.data.cache import default_cache_dir
+from resnets.core.paths import default_cache_dir
 from resnets.inference import load_predictor, onnx_cache
-from resnets.weights import load_trained
+from resnets.weights.files import load_trained
 
 from ..conftest import CIFAR_CLASSES
 from .conftest import CIFAR_PNG

@@ -18,10 +18,10 @@ import torch
 from PIL import Image
 
 from resnets.cli import main
-from resnets.errors import UserError
+from resnets.core.errors import UserError
 from resnets.inference import load_predictor
 from resnets.inference.inputs import collect_images
-from resnets.weights import export_safetensors
+from resnets.weights.files import export_safetensors
 
 from .conftest import CIFAR_PNG, cifar_trained
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from resnets.checkpoints import save_checkpoint
 from resnets.cli import main
-from resnets.data.cache import default_cache_dir
-from resnets.detection.training import KIND
+from resnets.core.checkpoints import save_checkpoint
+from resnets.core.paths import default_cache_dir
+from resnets.detection.model import KIND
 from resnets.inference import load_predictor
 
 from .conftest import CIFAR_PNG

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from resnets.cli import main
+from resnets.core.errors import UserError
 from resnets.data.augment import normalize
-from resnets.errors import UserError
 from resnets.inference import load_predictor
 from resnets.models import ResNet, ResNetConfig, create_model
-from resnets.weights import TrainedModel
+from resnets.weights.files import TrainedModel
 
 from .conftest import cifar_trained, photo_trained
 
@@ -82,7 +82,7 @@ def test_metadata_holds_the_preprocessing_and_the_classes(exported):
 
 
 def test_onnx_predictor_gives_the_pytorch_predictors_scores(exported, tmp_path):
-    from resnets.weights import export_safetensors
+    from resnets.weights.files import export_safetensors
 
     trained, path = exported["cifar"]
     export_safetensors(trained, tmp_path / "m.safetensors")
@@ -108,7 +108,7 @@ def test_a_difference_beyond_the_tolerance_fails_loudly_and_writes_nothing(tmp_p
 
 
 def test_cli_export_with_a_fixed_batch(exported, tmp_path, capsys):
-    from resnets.weights import export_safetensors
+    from resnets.weights.files import export_safetensors
 
     export_safetensors(photo_trained(), tmp_path / "p.safetensors")
     out = tmp_path / "p.onnx"

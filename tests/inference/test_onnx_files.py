@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from resnets.cli import main
-from resnets.data.cache import default_cache_dir
-from resnets.errors import UserError
+from resnets.core.errors import UserError
+from resnets.core.paths import default_cache_dir
 from resnets.inference import load_predictor, onnx_cache
-from resnets.weights import export_safetensors
+from resnets.weights.files import export_safetensors
 
 from .conftest import CIFAR_PNG, cifar_trained
 

@@ -14,7 +14,7 @@ from PIL import Image
 import resnets
 from resnets.cli import main
 from resnets.inference import load_predictor
-from resnets.weights import export_safetensors
+from resnets.weights.files import export_safetensors
 
 from ..conftest import CIFAR_CLASSES
 from .conftest import CIFAR_PNG, WNIDS, cifar_trained

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import torch
 
-from resnets.errors import UserError
+from resnets.core.errors import UserError
 from resnets.serve.batching import Batcher
 from resnets.serve.budget import PixelBudget
 

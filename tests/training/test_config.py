@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from resnets.errors import UserError
+from resnets.core.errors import UserError
 from resnets.training.config import TrainConfig, resolve_config
 
 

@@ -17,9 +17,9 @@ import torch.distributed as dist
 from torch import nn
 
 from resnets import create_model
-from resnets.checkpoints import load_checkpoint
+from resnets.core.checkpoints import load_checkpoint
+from resnets.engine.distributed import GlobalBatchNorm2d, process_group, sync_batchnorm
 from resnets.training.config import TrainConfig
-from resnets.training.distributed import GlobalBatchNorm2d, process_group, sync_batchnorm
 from resnets.training.loop import train
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
@@ -89,7 +89,7 @@ def children(pid: int) -> list[int]:
 def kill_a_worker_after_the_first_checkpoint(command: list[str], run: Path, log: Path) -> str:
     """Run torchrun `command` (2 workers, --max-restarts), SIGKILL one worker once RUN/last.pt exists, and return
     the log after torchrun has finished successfully."""
-    # See the README: without it, the restarted workers may read their predecessors' addresses.
+    # See docs/training.md: without it, the restarted workers may read their predecessors' addresses.
     with launched(command, log, TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1") as agent:
         deadline = time.monotonic() + TIMEOUT
         while not (run / "last.pt").exists():

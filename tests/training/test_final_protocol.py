@@ -9,10 +9,10 @@ import torch
 from PIL import Image
 
 from resnets.data import load_split
+from resnets.engine.sessions import read_sessions
 from resnets.evaluation.protocol import evaluate_models
 from resnets.training.loop import train
-from resnets.training.sessions import read_sessions
-from resnets.weights import checkpoint_file, load_trained
+from resnets.weights.files import checkpoint_file, load_trained
 
 from ..tiny import tiny_config
 

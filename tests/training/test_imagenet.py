@@ -7,12 +7,12 @@ import shutil
 import pytest
 import torch
 
-from resnets.checkpoints import load_checkpoint
-from resnets.errors import UserError
+from resnets.core.checkpoints import load_checkpoint
+from resnets.core.errors import UserError
 from resnets.models import create_model
 from resnets.training.config import resolve_config
 from resnets.training.loop import Trainer, train
-from resnets.weights import IMAGENET_MEAN
+from resnets.weights.files import IMAGENET_MEAN
 
 from ..tiny import tiny_imagenet_config
 

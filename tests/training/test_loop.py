@@ -4,10 +4,11 @@ import math
 import pytest
 import torch
 
-from resnets.checkpoints import load_checkpoint
-from resnets.errors import UserError
+from resnets.core.checkpoints import load_checkpoint
+from resnets.core.errors import UserError
+from resnets.engine.trainer import TrainingDiverged
 from resnets.training.config import TrainConfig
-from resnets.training.loop import Trainer, TrainingDiverged, train
+from resnets.training.loop import Trainer, train
 
 from ..tiny import tiny_config
 

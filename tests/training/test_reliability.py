@@ -14,13 +14,14 @@ import sys
 import pytest
 import torch
 
-from resnets import checkpoints
-from resnets.checkpoints import load_checkpoint
-from resnets.errors import UserError
-from resnets.training import loop
+from resnets.core import checkpoints
+from resnets.core.checkpoints import load_checkpoint
+from resnets.core.errors import UserError
+from resnets.engine import trainer as engine
+from resnets.engine.lock import LOCK
+from resnets.engine.trainer import TrainingDiverged, TrainingInterrupted
 from resnets.training.config import resolve_config
-from resnets.training.lock import LOCK
-from resnets.training.loop import Trainer, TrainingDiverged, TrainingInterrupted, train
+from resnets.training.loop import Trainer, train
 
 from ..tiny import tiny_config
 
@@ -99,7 +100,7 @@ def test_checkpoints_are_also_written_on_a_timer(cifar_png, tmp_path, monkeypatc
     saved = []
     save = checkpoints.save_checkpoint
     monkeypatch.setattr(
-        loop, "save_checkpoint", lambda path, state: (saved.append(state["iteration"]), save(path, state))
+        engine, "save_checkpoint", lambda path, state: (saved.append(state["iteration"]), save(path, state))
     )
     train(small(cifar_png, tmp_path / "run", eval_every=4, checkpoint_minutes=1e-9))  # due after every iteration
     assert saved == [1, 2, 3, 4, 4]  # 4: last.pt and best.pt of the validation

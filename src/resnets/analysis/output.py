@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..atomic import atomic_write
+from ..core.atomic import atomic_write
 
 RESULTS_FILE = "results.md"  # what an experiment or analysis folder shows a reader; `resnets report` embeds it
 

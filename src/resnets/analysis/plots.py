@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..atomic import atomic_write
-from ..errors import UserError
-from .tables import paper_name, unique_labels
+from ..core.atomic import atomic_write
+from ..core.errors import UserError
+from ..core.tables import paper_name, unique_labels
 
 if TYPE_CHECKING:
     from .responses import LayerResponses

@@ -10,15 +10,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..core.errors import UserError
+from ..core.runtime import resolve_device
+from ..core.tables import markdown_table, unique_labels
 from ..data import normalize
 from ..data.reading import InMemoryReading, reading_for
-from ..errors import UserError
 from ..evaluation.splits import evaluation_split
-from ..runtime import resolve_device
-from ..weights import load_trained
+from ..weights.files import load_trained
 from .output import RESULTS_FILE, write_text
 from .plots import response_plot
-from .tables import markdown_table, unique_labels
 
 TABLE, FIGURE = "responses.csv", "responses.png"
 WRITES = (TABLE, FIGURE, RESULTS_FILE)  # what `analyze responses` writes into its --out

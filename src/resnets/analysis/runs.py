@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError, parse_json
+from ..core.errors import UserError
+from ..engine.metrics import METRICS_FILE, read_metrics
+from ..engine.run import config_path, read_config
+from ..models.complexity import model_complexity
 from ..training.config import TrainConfig
-from ..training.metrics import read_metrics
-from .complexity import model_complexity
 
 
 @dataclass
@@ -64,13 +65,10 @@ def validation_label(config: TrainConfig) -> str:
 def load_run(path: str | Path) -> Run:
     """Read a run folder written by `resnets train`."""
     path = Path(path)
-    config_file, metrics_file = path / "config.json", path / "metrics.csv"
+    config_file, metrics_file = config_path(path), path / METRICS_FILE
     if not (config_file.is_file() and metrics_file.is_file()):
         raise UserError(f"{path} is not a training run folder (it needs config.json and metrics.csv)")
-    try:
-        values = parse_json(config_file.read_text())
-    except ValueError as e:
-        raise UserError(f"{config_file} is not valid JSON ({e})") from None
+    values = read_config(config_file, "is it a run folder of `resnets train`?")
     return Run(path, TrainConfig.from_dict(values, source=str(config_file)), read_metrics(metrics_file))
 
 

@@ -8,7 +8,7 @@ import sys
 import threading
 import warnings
 
-from ..errors import UserError
+from ..core.errors import UserError
 from . import detect, evaluate, experiments, models, predict, serve, train  # noqa: F401  (each registers its commands)
 from .registry import COMMANDS
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import UserError, parse_json
+from ..core.errors import UserError, parse_json
 from .registry import command
 
 
@@ -57,6 +57,7 @@ def _add_train(t: argparse.ArgumentParser) -> None:
     t.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="autocast precision (default auto)")
     t.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None, help="NHWC memory format")
     t.add_argument("--checkpoint-every", type=int, help="iterations between checkpoints (default 500)")
+    t.add_argument("--checkpoint-minutes", type=float, help="also write last.pt this often, in minutes (default 10)")
     t.add_argument("--log-every", type=int, help="iterations per metrics.csv row (default 10)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     t.add_argument(
@@ -117,16 +118,14 @@ def run_detect(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from ..atomic import check_outside
-    from ..detection.training import DetectionTrainConfig, DetectionTrainer, resumed_config
+    from ..detection.config import DetectionTrainConfig, resumed_config
+    from ..detection.training import train_detector
+    from ..engine.run import config_path, saved_config
     from ..training.config import recipe_values
-    from ..training.distributed import process_group
-    from ..training.lock import run_lock
-    from .train import saved_config
 
     flags = ("data", "split", "out", "backbone", "backbone_weights", "stride_on", "pooler", "min_size", "max_size")
     flags += ("flip", "iters", "images_per_batch", "lr", "weight_decay", "skip_bad_images", "seed", "device")
-    flags += ("precision", "channels_last", "checkpoint_every", "log_every")
+    flags += ("precision", "channels_last", "checkpoint_every", "checkpoint_minutes", "log_every")
     given = {k: getattr(args, k) for k in flags if getattr(args, k) is not None}
     if args.milestones is not None:
         try:
@@ -140,16 +139,12 @@ def _train(args: argparse.Namespace) -> None:
     settings = {**model, **_settings(args.set)}
     run = Path(args.out)
     if args.resume:  # a recipe's values count as given: a resume refuses those that differ from the run's
-        config = resumed_config(values, settings, saved_config(run), str(run / "config.json"))
+        config = resumed_config(values, settings, saved_config(run), str(config_path(run)))
     else:
         source = f"recipe {args.recipe}" if args.recipe else "detect train"
         config = DetectionTrainConfig.from_values({**values, "model": settings}, source)
-    if not config.data:
-        raise UserError("detect train needs --data DIR (a VOC, labelImg or COCO folder)")
-    check_outside(run, [Path(config.data).expanduser()])
-    with process_group(config.device) as group, run_lock(run, take=group.is_main):  # one trainer per run folder
-        row = DetectionTrainer(config, resume=args.resume, group=group, force=args.force).fit()
-    if row and group.is_main:
+    row = train_detector(config, resume=args.resume, force=args.force)  # rank 0 alone returns its rows
+    if row:
         print(f"iteration {row['iteration']}: loss {row['loss']:.4f}; checkpoint in {args.out}")
 
 
@@ -196,10 +191,10 @@ def _detections_of(model, dataset, device, precision: str, skip_bad_images: bool
 def _check_evaluate_flags(args: argparse.Namespace) -> None:
     """The flags' values, and --save-detections as an output, before any work: nothing a user wrote is replaced
     without --force, and no input (the checkpoint, the data) even with it."""
-    from ..atomic import check_not_input, check_output, check_outside
+    from ..core.atomic import check_not_input, check_output, check_outside
     from ..detection.evaluation import is_detections_file
-    from ..detection.training import detector_file
-    from ..training.loop import run_inputs
+    from ..detection.model import detector_file
+    from ..engine.run import run_inputs
 
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit} must be a positive number of images (or left out for all)")
@@ -229,11 +224,11 @@ def _read_detections(path: Path, dataset) -> list[dict]:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from ..atomic import atomic_write
+    from ..core.atomic import atomic_write
+    from ..core.runtime import resolve_device, resolve_precision
     from ..detection.data import load_detection_split
     from ..detection.evaluation import evaluate_detections
-    from ..detection.training import load_detector
-    from ..runtime import resolve_device, resolve_precision
+    from ..detection.model import load_detector
 
     _check_evaluate_flags(args)
     classes = None
@@ -271,12 +266,12 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _predict(args: argparse.Namespace) -> None:
     import torch
 
-    from ..atomic import check_writable
+    from ..core.atomic import check_writable
+    from ..core.runtime import resolve_device, resolve_precision
     from ..data.decode import BadImage, decode_image
     from ..detection.draw import Drawings
-    from ..detection.training import load_detector
+    from ..detection.model import load_detector
     from ..inference.inputs import collect_images
-    from ..runtime import resolve_device, resolve_precision
 
     if not 0 <= args.threshold <= 1:  # NaN fails this too
         raise UserError(f"--threshold {args.threshold} must be a score in [0, 1]")

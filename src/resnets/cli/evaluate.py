@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .registry import add_weights_source, command, int_list, model_options, normalization
 
 
@@ -129,10 +129,10 @@ def run_export(args: argparse.Namespace) -> None:
     """Export weights to safetensors, or an ONNX graph checked in ONNX Runtime."""
     from pathlib import Path
 
-    from ..atomic import check_not_input, check_output
+    from ..core.atomic import check_not_input, check_output
+    from ..engine.run import run_inputs
     from ..evaluation.protocol import load_models
-    from ..training.loop import run_inputs
-    from ..weights import export_safetensors
+    from ..weights.files import export_safetensors
 
     if (args.checkpoint is None) == (args.weights is None):
         raise UserError("export needs --checkpoint RUN_OR_FILE, or --weights FILE with --model NAME (one of them)")

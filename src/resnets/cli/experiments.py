@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .registry import command
 from .train import add_config_flag
 
@@ -95,7 +95,7 @@ def run_analyze(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from ..analysis.responses import WRITES, checkpoint_responses, save_responses
-    from ..atomic import check_output_folder, check_outside, check_writable
+    from ..core.atomic import check_output_folder, check_outside, check_writable
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size} must be a positive number of images")
@@ -123,7 +123,7 @@ def run_report(args: argparse.Namespace) -> None:
     """Write a markdown report of runs and experiments, with training curves."""
     from pathlib import Path
 
-    from ..atomic import check_output
+    from ..core.atomic import check_output
     from ..experiments.report import is_report, write_report
 
     check_output(Path(args.out), force=args.force, ours=is_report)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .registry import command, model_options
 
 
@@ -20,7 +20,7 @@ def _add_list(p: argparse.ArgumentParser) -> None:
 def run_list(args: argparse.Namespace) -> None:
     """List every model name and its pretrained weights."""
     from ..models import list_models
-    from ..releases import RELEASES
+    from ..weights.releases import RELEASES
 
     names = list_models()
     width = max(map(len, names))
@@ -32,10 +32,10 @@ def run_list(args: argparse.Namespace) -> None:
 def _weights_label(tag: str, model: str) -> str:
     """The tag, and for a resnets release the error its run measured, on which images, at which iteration."""
     from ..analysis.runs import validation_label
-    from ..pretrained import weights_file
-    from ..releases import RELEASES
     from ..training.config import TrainConfig
-    from ..weights import read_metadata
+    from ..weights.files import read_metadata
+    from ..weights.pretrained import weights_file
+    from ..weights.releases import RELEASES
 
     metadata = read_metadata(weights_file(model, tag)) if RELEASES[tag].packaged else {}
     if "val_error" not in metadata:
@@ -58,8 +58,8 @@ def _add_summary(p: argparse.ArgumentParser) -> None:
 @command("summary", _add_summary)
 def run_summary(args: argparse.Namespace) -> None:
     """Parameters and multiply-adds per stage, as the paper counts them."""
-    from ..analysis.complexity import model_complexity
-    from ..analysis.summary import format_stages, paper_table
+    from ..models.complexity import model_complexity
+    from ..models.summary import format_stages, paper_table
 
     if args.all:
         print(paper_table(model_options(args), markdown=args.markdown))

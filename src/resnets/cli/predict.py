@@ -42,14 +42,14 @@ def add_model_source(p: argparse.ArgumentParser) -> None:
         default="auto",
         choices=("auto", "torch", "onnx"),
         help="what runs the network: default auto = ONNX Runtime where it is the measured fastest correct path "
-        "(CPU, fp32, one input size; exported once and cached), else PyTorch; see the README table",
+        "(CPU, fp32, one input size; exported once and cached), else PyTorch; see docs/performance.md",
     )
     add_normalization(p)
 
 
 def predictor_from(args: argparse.Namespace):
     """The Predictor that the model-source flags of `add_model_source` describe."""
-    from ..errors import UserError
+    from ..core.errors import UserError
     from ..inference import load_predictor
 
     view = args.views.strip() if args.views else None
@@ -98,7 +98,7 @@ def run_predict(args: argparse.Namespace) -> None:
     """Print the top classes of image files, folders and globs (a table, --json, or --out FILE.csv|.jsonl)."""
     from tqdm import tqdm
 
-    from ..errors import UserError
+    from ..core.errors import UserError
     from ..inference.inputs import collect_images
     from ..inference.output import open_writer, table
 
@@ -106,7 +106,7 @@ def run_predict(args: argparse.Namespace) -> None:
         raise UserError(f"--top-k {args.top_k} must be at least 1")
     inputs = collect_images(args.paths)
     if args.out:  # neither an image nor the model's run is ever replaced by the results, not even with --overwrite
-        from ..training.loop import run_inputs
+        from ..engine.run import run_inputs
 
         given = [*inputs.files, *run_inputs(args.checkpoint or args.onnx or args.weights)]
     writer = open_writer(args.out, args.top_k, overwrite=args.overwrite, inputs=given) if args.out else None

@@ -6,7 +6,7 @@ import argparse
 import math
 from collections.abc import Callable
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], None]]] = {}
 
@@ -66,7 +66,7 @@ def add_normalization(p: argparse.ArgumentParser) -> None:
 
 def normalization(args: argparse.Namespace, data: str | None = None):
     """The Normalization that add_normalization's flags give, or None; `data`: --mean-of's default (evaluate's)."""
-    from ..weights import IMAGENET, channel_normalization, cifar_pixel_mean
+    from ..weights.files import IMAGENET, channel_normalization, cifar_pixel_mean
 
     given = [f"--{k.replace('_', '-')}" for k in NORMALIZATION_FLAGS if getattr(args, k) is not None]
     if not given:

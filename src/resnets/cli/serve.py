@@ -9,7 +9,7 @@ import os
 import re
 import sys
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .predict import add_model_source, predictor_from
 from .registry import command, int_list, model_options, normalization
 

@@ -8,7 +8,7 @@ import functools
 import types
 import typing
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .registry import command
 
 # The argument groups of `resnets train --help`, in this order; each TrainConfig field names its group.
@@ -88,6 +88,7 @@ def run_train(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from ..data.decode import BadImage
+    from ..engine.run import config_path, saved_config
     from ..training.config import resolve_config
     from ..training.loop import train
 
@@ -98,20 +99,10 @@ def run_train(args: argparse.Namespace) -> None:
         raise UserError("--data is empty; pass --data DIR, or leave --data out to download CIFAR-10")
     # Without --data, CIFAR's is the folder the trainer downloads into (once per node, under torchrun).
     run = Path(given["out"])
-    config = resolve_config(given, saved_config(run) if args.resume else None, source=str(run / "config.json"))
+    config = resolve_config(given, saved_config(run) if args.resume else None, source=str(config_path(run)))
     if not config.data:
         raise UserError(f"recipe {config.recipe} needs --data DIR holding DIR/train/<class>/<image> (as ImageNet)")
     try:
         train(config, resume=args.resume, force=args.force)  # enters torchrun's process group, if any
     except BadImage as e:  # this command, unlike evaluate or experiment, can skip them
         raise UserError(f"{e}, or pass --skip-bad-images to skip and count such images") from None
-
-
-def saved_config(run) -> dict:
-    """The config.json of the run that --resume continues; a missing or unreadable one is an error."""
-    from ..training.config import read_saved_config
-
-    path = run / "config.json"
-    if not path.is_file():
-        raise UserError(f"--resume: {run} holds no run (no {path.name}); start it without --resume")
-    return read_saved_config(path, "restore it, or start a new run without --resume")

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..atomic import atomic_write
-from ..errors import UserError, parse_json
+from ..core.atomic import atomic_write
+from ..core.errors import UserError, parse_json
+from ..core.paths import default_cache_dir
 from .decode import BadImage, decode_files
 from .folder import FolderScan
 from .imageset import ImageSet
@@ -47,12 +47,6 @@ class CachedPixels:
         """Image i as a uint8 [3, H, W] array copied out of the memory-mapped `pixels`."""
         start, shape = int(self.offsets[i]), tuple(int(d) for d in self.shapes[i])
         return np.array(pixels[start : start + int(np.prod(shape))]).reshape(shape)
-
-
-def default_cache_dir() -> Path:
-    """$RESNETS_CACHE if set, else ~/.cache/resnets."""
-    env = os.environ.get("RESNETS_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "resnets"
 
 
 def cache_paths(split_dir: Path, cache_dir: Path) -> CachePaths:

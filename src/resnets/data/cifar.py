@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..download import download
-from ..errors import UserError
+from ..core.download import download
+from ..core.errors import UserError
+from ..core.paths import default_data_dir
 from .classes import model_labels
 from .imageset import ImageSet
 
@@ -68,9 +69,8 @@ def read_cifar10(folder: Path, split: str, classes: list[str] | None = None) -> 
 
 
 def default_cifar10() -> Path:
-    """Where `resnets train` without --data keeps CIFAR-10: $RESNETS_DATA (else ~/.cache/resnets/data)/<folder>."""
-    root = Path(os.environ.get("RESNETS_DATA", Path.home() / ".cache" / "resnets" / "data")).expanduser()
-    return root / CIFAR10_FOLDER
+    """Where `resnets train` without --data keeps CIFAR-10: the data folder (core.paths) / <folder>."""
+    return default_data_dir() / CIFAR10_FOLDER
 
 
 def download_cifar10(root: Path, *, url: str = CIFAR10_URL, md5: str = CIFAR10_MD5, progress: bool = True) -> Path:

@@ -16,8 +16,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ..errors import UserError
-from ..runtime import leave_ctrl_c_to_the_main_process
+from ..core.errors import UserError
+from ..core.runtime import leave_ctrl_c_to_the_main_process
 
 CHUNK = 64  # files per task handed to a worker: amortises the inter-process round trip
 

@@ -8,7 +8,7 @@
 
 from pathlib import Path
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 _TSV = Path(__file__).with_name("imagenet_classes.tsv")
 

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..errors import UserError
-from ..runtime import leave_ctrl_c_to_the_main_process
+from ..core.errors import UserError
+from ..core.rng import seeded_generator
+from ..core.runtime import leave_ctrl_c_to_the_main_process
 from .decode import BadImage
 from .files import ImageFiles
 from .imageset import ImageSet
-from .rng import seeded_generator
 from .sampler import EpochSampler
 from .scale_augment import check_scale, scale_crop_flip
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import UserError
-from .rng import seeded_generator
+from ..core.errors import UserError
+from ..core.rng import seeded_generator
 
 EPOCH_STREAM = 1  # keys the permutation stream apart from the augmentation stream
 

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 # ImageNet's RGB pixel covariance, for pixel values in [0, 1] (AlexNet, Krizhevsky et al. 2012, Sec. 4.1):
 # eigenvalues, and the eigenvectors as the columns of a 3x3 matrix.

@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import UserError
+from ..core.errors import UserError
 from ..models import ResNet, ResNetConfig, create_model
-from ..weights import IMAGENET_MEAN, IMAGENET_STD, TrainedModel, load_trained, pretrained_model
+from ..weights.files import IMAGENET_MEAN, IMAGENET_STD, TrainedModel, load_trained, pretrained_model
 
 
 class C4Trunk(nn.Module):

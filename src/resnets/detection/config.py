@@ -1,10 +1,17 @@
-"""Every setting of Faster R-CNN C4 (Sec. 4.3), defaulting to the paper's, else py-faster-rcnn's (Ren et al.)."""
+"""Every setting of Faster R-CNN C4 (Sec. 4.3), defaulting to the paper's, else py-faster-rcnn's (Ren et al.), and
+of a detection training run, resolved as a classifier's are (typed, and what may change on resume)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.errors import UserError
+from ..engine.settings import DEVICES, PRECISIONS, RUN_MECHANICS, check_unchanged, flag, refuse_change, typed
+from ..models.blocks import STRIDE_ON
 
 POOLERS = ("roi_pool", "roi_align")
 # Settings that count something (at least 1), and IoU thresholds (in [0, 1]).
@@ -119,3 +126,145 @@ class FasterRCNNConfig:
     def to_dict(self) -> dict:
         """A JSON-friendly dict that `FasterRCNNConfig(**d)` rebuilds."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+# What may differ between the sessions of one run: the engine's run mechanics, and how often last.pt is written.
+DETECTION_MECHANICS = RUN_MECHANICS | {"checkpoint_every"}
+# FasterRCNNConfig fields that DetectionTrainConfig sets from its own settings (or the data), not through `--set`.
+OWN_FLAGS = ("backbone", "num_classes", "stride_on", "pooler", "min_size", "max_size")
+
+
+@dataclass
+class DetectionTrainConfig:
+    """One detection training run; the defaults are a short fine-tuning, the recipe detection-voc-paper the paper's."""
+
+    data: str = ""  # a VOC, labelImg or COCO folder
+    split: str = "train"
+    out: str = ""
+    backbone: str = "resnet101"
+    backbone_weights: str | None = None  # a run folder of `resnets train`, a weights file, or 'torchvision-v1'
+    stride_on: str | None = None
+    pooler: str = "roi_pool"  # the paper's RoI pooling, or 'roi_align'
+    min_size: int = 600  # shorter side in pixels (py-faster-rcnn SCALES)
+    max_size: int = 1000  # longer side at most (MAX_SIZE)
+    flip: bool = True  # horizontal flips, each image with probability 1/2
+    model: dict[str, Any] = field(default_factory=dict)  # any other FasterRCNNConfig field (e.g. rpn_post_nms_test)
+    # SGD as py-faster-rcnn: lr 0.001, momentum 0.9; the ResNet paper's weight decay 1e-4.
+    images_per_batch: int = 1  # the global batch: under torchrun split evenly over the processes
+    iters: int = 20000
+    lr: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    milestones: tuple[float, ...] = (0.75,)  # fractions of iters where the lr is multiplied by lr_decay
+    lr_decay: float = 0.1
+    skip_bad_images: bool = False
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"  # bf16 where the hardware has it (GPU, AVX512-BF16 / AMX CPUs), else fp32
+    channels_last: bool = True
+    checkpoint_every: int = 500  # iterations between two last.pt writes
+    checkpoint_minutes: float = 10.0  # also write last.pt this often (pre-emptible machines)
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(DetectionTrainConfig)
+        for f in dataclasses.fields(self):
+            if f.name != "model":  # checked setting by setting, against FasterRCNNConfig's fields
+                setattr(self, f.name, typed(getattr(self, f.name), hints[f.name], flag(f.name)))
+        self.model = model_settings(self.model)
+        for name in ("images_per_batch", "iters", "checkpoint_every", "log_every", "min_size", "max_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{flag(name)} {getattr(self, name)} must be a positive integer")
+        if self.lr <= 0:
+            raise UserError(f"--lr {self.lr} must be positive")
+        if self.checkpoint_minutes <= 0:
+            raise UserError(f"--checkpoint-minutes {self.checkpoint_minutes} must be positive")
+        for name in ("weight_decay", "seed"):
+            if getattr(self, name) < 0:
+                raise UserError(f"{flag(name)} {getattr(self, name)} must be at least 0")
+        if not 0 <= self.momentum < 1 or not 0 < self.lr_decay <= 1:
+            raise UserError(f"momentum {self.momentum} must be in [0, 1) and lr_decay {self.lr_decay} in (0, 1]")
+        if any(not 0 < m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
+            shown = ",".join(map(str, self.milestones))
+            raise UserError(f"--milestones {shown} must be increasing fractions of --iters in (0, 1)")
+        for name, choices in (("device", DEVICES), ("precision", PRECISIONS), ("stride_on", (None, *STRIDE_ON))):
+            if getattr(self, name) not in choices:
+                shown = ", ".join(c for c in choices if c)
+                raise UserError(f"{flag(name)} {getattr(self, name)!r} is not one of {shown}")
+        self.detector(1)  # every model setting in its range, before any data is read
+
+    def detector(self, num_classes: int) -> FasterRCNNConfig:
+        """The model's configuration for `num_classes` classes; a bad field is a one-line error."""
+        try:
+            return FasterRCNNConfig(
+                backbone=self.backbone,
+                num_classes=num_classes,
+                stride_on=self.stride_on,
+                pooler=self.pooler,
+                min_size=self.min_size,
+                max_size=self.max_size,
+                **self.model,
+            )
+        except (TypeError, ValueError) as e:
+            raise UserError(f"model settings: {e}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict of every field."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any], source: str) -> DetectionTrainConfig:
+        """Build from a recipe's or a saved config's values, rejecting unknown keys by name."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(f"{source}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(known))}")
+        return cls(**values)
+
+
+def model_settings(values: Any) -> dict[str, Any]:
+    """`--set` settings checked by name and type against FasterRCNNConfig's fields: a wrong one is one line."""
+    if not isinstance(values, dict):
+        raise UserError(f"model settings {values!r} must be a table of FasterRCNNConfig fields")
+    hints = typing.get_type_hints(FasterRCNNConfig)
+    settable = sorted(set(hints) - set(OWN_FLAGS))
+    checked = {}
+    for key, value in values.items():
+        if key in OWN_FLAGS:
+            source = "the data's classes" if key == "num_classes" else flag(key)
+            raise UserError(f"--set {key}: not one of the model settings; it comes from {source}")
+        if key not in hints:
+            raise UserError(f"--set {key}: not one of the model settings ({', '.join(settable)})")
+        checked[key] = typed(value, hints[key], f"--set {key}")
+    return checked
+
+
+def model_setting(config: DetectionTrainConfig, key: str) -> Any:
+    """The value of FasterRCNNConfig field `key` that a run of `config` trains with: set, from scratch, or default."""
+    if key in config.model:
+        return config.model[key]
+    if config.backbone_weights is None and key in FROM_SCRATCH:
+        return FROM_SCRATCH[key]
+    return getattr(FasterRCNNConfig, key)
+
+
+def resumed_config(given: dict[str, Any], settings: dict[str, Any], saved: Any, source: str) -> DetectionTrainConfig:
+    """The configuration of the run whose config.json (`source`) holds `saved`, the flags `given` and the `--set`
+    `settings` on top, where only DETECTION_MECHANICS may differ from the run's (as a classifier's)."""
+    try:
+        before = DetectionTrainConfig.from_values(saved, source)
+    except UserError as e:
+        raise UserError(f"{source} is not the config of a `resnets detect train` run ({e})") from None
+    values = {**before.to_dict(), **given, "model": {**before.model, **settings}}
+    config = DetectionTrainConfig.from_values(values, source)
+    check_same_run(config, before, source)
+    return config
+
+
+def check_same_run(config: DetectionTrainConfig, before: DetectionTrainConfig, source: str) -> None:
+    """Refuse a `config` that differs from `before`, the run's (from `source`), in more than DETECTION_MECHANICS."""
+    for key in sorted({*config.model, *before.model}):
+        new, old = model_setting(config, key), model_setting(before, key)
+        if new != old:
+            refuse_change(f"--set {key}", new, old, source)
+    check_unchanged(config, before, source, DETECTION_MECHANICS | {"model"})

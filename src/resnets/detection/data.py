@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..core.errors import UserError, parse_json
 from ..data.decode import TOO_BIG
 from ..data.folder import IMAGE_EXTENSIONS
 from ..data.paths import glob_files, what_is
-from ..errors import UserError, parse_json
 
 VOC, LABELIMG, COCO = "voc", "labelimg", "coco"
 SKIP_HINT = "fix or remove it, or pass --skip-bad-images"

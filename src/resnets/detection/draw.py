@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw, PngImagePlugin
 
-from ..atomic import atomic_write
+from ..core.atomic import atomic_write
 
 COLOURS = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180))
 MARK = ("Software", "resnets detect predict")  # a PNG text chunk: tells our drawings from the user's images

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError, parse_json
+from ..core.errors import UserError, parse_json
 from .data import DetectionSet
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.checkpoints import LAST, load_checkpoint
+from ..core.errors import UserError
+from ..core.runtime import autocast
 from ..models import ResNet, ResNetConfig
-from ..runtime import autocast
 from .backbone import C4Trunk, backbone_network
 from .config import FROM_SCRATCH, FasterRCNNConfig
 from .frozen_bn import freeze_batchnorm
@@ -137,3 +140,25 @@ def rebuild(config: dict, backbone_config: dict) -> FasterRCNN:
     """The (untrained) model that a checkpoint's two configs describe; load its state dict next."""
     network = ResNet(ResNetConfig(**backbone_config))
     return FasterRCNN(FasterRCNNConfig(**config), network, torch.zeros(3), torch.ones(3))
+
+
+KIND = "faster-rcnn-c4"  # what a detection checkpoint holds (its "kind")
+
+
+def detector_file(run: str | Path) -> Path:
+    """The checkpoint that `--checkpoint run` names: a run folder's last.pt, or the file itself."""
+    path = Path(run)
+    return path / LAST if path.is_dir() else path
+
+
+def load_detector(run: str | Path) -> tuple[FasterRCNN, dict]:
+    """The trained detector of a run folder (its last.pt) or a checkpoint file, in eval mode, and its state."""
+    file = detector_file(run)
+    if not file.is_file():
+        raise UserError(f"{run} holds no {LAST}; is it a `resnets detect train` run folder?")
+    state = load_checkpoint(file)
+    if state.get("kind") != KIND:
+        raise UserError(f"{file} is not a detection checkpoint (it is a classification one?); train with detect train")
+    model = rebuild(state["detector_config"], state["backbone_config"])
+    model.load_state_dict(state["model"])
+    return model.eval(), state

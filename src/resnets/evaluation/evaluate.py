@@ -19,10 +19,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ..core.errors import UserError
+from ..core.runtime import autocast
 from ..data.augment import normalize
 from ..data.loader import init_worker
-from ..errors import UserError
-from ..runtime import autocast
 from .views import CROP, RESIZE, View, make_view
 
 # A view's crops of some images: view name, owners [n] (each crop's position in the evaluated list), crops [n,3,h,w].

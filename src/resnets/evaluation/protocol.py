@@ -8,12 +8,12 @@ from typing import Any
 
 import torch
 
+from ..core.errors import UserError
+from ..core.runtime import default_workers, resolve_device, resolve_precision
 from ..data import ImageSet
 from ..data.classes import class_listing
 from ..data.reading import reading_for
-from ..errors import UserError
-from ..runtime import default_workers, resolve_device, resolve_precision
-from ..weights import Normalization, TrainedModel, load_trained, pretrained_model
+from ..weights.files import Normalization, TrainedModel, load_trained, pretrained_model
 from .evaluate import Member, evaluate_views
 from .splits import evaluation_split
 from .views import CROP, RESIZE, SCALES, make_view

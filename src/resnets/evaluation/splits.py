@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..core.errors import UserError
 from ..data import ImageFiles, ImageSet, has_split, train_val_split
 from ..data.cifar import find_cifar10
 from ..data.reading import reading_for
-from ..errors import UserError
 
 
 def evaluation_split(

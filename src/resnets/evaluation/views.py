@@ -14,8 +14,8 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
+from ..core.errors import UserError
 from ..data.scale_augment import shorter_side_size
-from ..errors import UserError
 
 View = Callable[[torch.Tensor], list[torch.Tensor]]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import paper
 from ..analysis.output import RESULTS_FILE
 from ..analysis.plots import error_curves
 from ..analysis.runs import group_by_kind, load_run, validation_label
-from ..analysis.tables import markdown_table, paper_name, percent
+from ..core.tables import markdown_table, paper_name, percent
+from ..models import paper
 from .family import FAMILIES
 from .results import write_results
 from .runner import Experiment, run_members

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import UserError
+from ..core.errors import UserError
 from ..models.registry import CIFAR_PLAIN_DEPTHS, CIFAR_RESNET_DEPTHS, IMAGENET_DEPTHS
 
 

@@ -6,13 +6,15 @@ import os
 import re
 from pathlib import Path
 
-from .. import paper
 from ..analysis.output import RESULTS_FILE, write_text
 from ..analysis.plots import error_curves
 from ..analysis.runs import Run, group_by_kind, load_run, validation_label, validation_set
-from ..analysis.tables import markdown_table, millions, paper_name, percent
-from ..atomic import check_not_input
-from ..errors import UserError
+from ..core.atomic import check_not_input
+from ..core.errors import UserError
+from ..core.tables import markdown_table, millions, paper_name, percent
+from ..engine.metrics import METRICS_FILE
+from ..engine.run import CONFIG_FILE, config_path
+from ..models import paper
 from .runner import EXPERIMENT_FILE, experiment_members
 
 REPORT_TITLE = "# Report"  # a report's first line, by which --out recognises an earlier one
@@ -33,7 +35,7 @@ def collect(paths: list[Path]) -> tuple[list[Run], list[Path]]:
             found = [
                 load_run(m) for m in experiment_members(path) if (m / "metrics.csv").is_file()
             ]  # not started yet: left out
-        elif (path / "config.json").is_file():
+        elif config_path(path).is_file():
             found = [load_run(path)]
         elif (path / RESULTS_FILE).is_file():
             found = []
@@ -95,7 +97,7 @@ def write_report(paths: list[Path], out: Path) -> list[Path]:
     if not runs and not results:
         raise UserError(f"{', '.join(map(str, paths))}: no training run has metrics yet; nothing to report")
     curves, fig6 = out.with_name(f"{out.stem}-curves.png"), out.with_name(f"{out.stem}-fig6.png")
-    read = [run.path / name for run in runs for name in ("config.json", "metrics.csv")]
+    read = [run.path / name for run in runs for name in (CONFIG_FILE, METRICS_FILE)]
     read += [*results, *(path / EXPERIMENT_FILE for path in paths)]
     for target in (out, curves, fig6):  # checked before anything is written, and even with --force
         check_not_input(target, read)

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.output import RESULTS_FILE, write_text
-from ..atomic import check_output_folder, check_outside
-from ..checkpoints import FINAL, LAST, latest_checkpoint
-from ..errors import UserError, parse_json
-from ..training.config import MECHANICS, TrainConfig, read_saved_config, resolve_config
+from ..core.atomic import check_output_folder, check_outside
+from ..core.checkpoints import FINAL, LAST, latest_checkpoint
+from ..core.errors import UserError, parse_json
+from ..engine.run import config_path, read_config
+from ..training.config import MECHANICS, TrainConfig, resolve_config
 from ..training.loop import train
-from ..weights import export_safetensors, load_trained
+from ..weights.files import export_safetensors, load_trained
 
 EXPERIMENT_FILE = "experiment.json"
 KEEP_HINT = "move those files away first (an experiment never replaces files it did not write)"
@@ -52,10 +53,10 @@ class Experiment:
         """
         values = {**self.overrides, "recipe": self.recipe, "model": model, "data": self.data}
         config = resolve_config({**values, "out": str(self.member_folder(model))})
-        path = Path(config.out) / "config.json"
+        path = config_path(config.out)
         if not path.is_file() or not (any(path.parent.glob("*.pt")) or (path.parent / FINAL).is_file()):
             return config
-        saved = read_saved_config(path, "delete that member folder to retrain it")
+        saved = read_config(path, "delete that member folder to retrain it")
         return resolve_config(config.to_dict(), saved, source=str(path))
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import paper
 from ..analysis.runs import load_run, validation_label
-from ..analysis.tables import markdown_table, millions, paper_name, percent
+from ..core.tables import markdown_table, millions, paper_name, percent
+from ..models import paper
 from .family import FAMILIES
 from .results import write_results
 from .runner import Experiment, run_members

@@ -1,5 +1,6 @@
 """Using a trained model: class predictions for images, ONNX export, and the ONNX Runtime backend."""
 
-from .predictor import Predictor, load_predictor
+from .loading import load_predictor
+from .predictor import Predictor
 
 __all__ = ["Predictor", "load_predictor"]

@@ -6,9 +6,9 @@ import glob
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.errors import UserError
 from ..data.folder import IMAGE_EXTENSIONS
 from ..data.paths import glob_files, unique_files, walk_files, what_is
-from ..errors import UserError
 
 
 @dataclass(frozen=True)

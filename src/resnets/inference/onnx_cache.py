@@ -18,12 +18,13 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_write, check_writable
-from ..data.cache import default_cache_dir
+from ..core.atomic import atomic_write, check_writable
+from ..core.errors import UserError, parse_json
+from ..core.paths import default_cache_dir
 from ..data.paths import what_is
-from ..errors import UserError, parse_json
-from ..weights import TrainedModel
-from .onnx_export import FORMAT, export_onnx, metadata
+from ..weights.files import TrainedModel
+from .metadata import FORMAT, metadata
+from .onnx_export import export_onnx
 
 DEPENDENCIES = ("onnx", "onnxscript", "onnxruntime")  # the dynamo exporter needs onnxscript; running needs ORT
 

@@ -6,7 +6,6 @@ divided by the std); the preprocessing constants, the input size and the class n
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from dataclasses import dataclass
@@ -14,21 +13,19 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_write
+from ..core.atomic import atomic_write
+from ..core.errors import UserError
 from ..data.augment import normalize
-from ..errors import UserError
-from ..evaluation.protocol import view_size
-from ..weights import TrainedModel
-from .predictor import class_names
+from ..weights.files import TrainedModel
+from .metadata import input_size, metadata
+from .onnx_runtime import new_session
 
-FORMAT = "resnets-onnx-v1"
 TOLERANCE = 1e-4  # largest |ONNX Runtime - PyTorch| allowed on any fp32 output
 CHECK_BATCH = 3  # images in the check batch: not the traced batch, so a batch frozen into the graph fails it
 TRACE_BATCH = 2  # the dynamo exporter specialises sizes 0 and 1, so a dynamic batch is traced at 2
 # torch 2.13's exporter writes opsets from 18 up; asked for a lower one it writes 18 anyway, since its converter
 # has no ONNX adapters down for our graphs (Pad, Relu). The highest is the newest the installed onnx knows.
 MIN_OPSET = 18
-PREPROCESSING = "RGB scaled to [0, 1], minus mean (per channel [3,1,1] or per pixel [3,H,W]), divided by std if given"
 
 
 @dataclass(frozen=True)
@@ -38,15 +35,6 @@ class ExportCheck:
     max_difference: float
     batch: int
     outputs: list[str]
-
-
-def input_size(trained: TrainedModel) -> tuple[int, int]:
-    """The network's input height and width: a per-pixel mean's size (CIFAR runs, ImageNet runs), else the crop."""
-    mean = trained.pixel_mean
-    if mean.dim() == 3 and tuple(mean.shape[-2:]) != (1, 1):
-        return int(mean.shape[-2]), int(mean.shape[-1])
-    crop = view_size(trained.train_config)[1]
-    return crop, crop
 
 
 def opset_range() -> tuple[int, int]:
@@ -65,25 +53,6 @@ def check_opset(opset: int | None) -> None:
         raise UserError(f"--opset {opset} is not supported: the exporter writes opsets {low} to {high}")
 
 
-def metadata(trained: TrainedModel) -> dict[str, str]:
-    """The preprocessing constants, input size and class names, as ONNX metadata_props (JSON values)."""
-    h, w = input_size(trained)
-    features_only = trained.model.config.features_only
-    props = {
-        "format": FORMAT,
-        "model_name": trained.name,
-        "classes": json.dumps([] if features_only else class_names(trained)),
-        "input_size": json.dumps([3, h, w]),
-        "preprocessing": PREPROCESSING,
-        "mean": json.dumps(trained.pixel_mean.flatten().tolist()),
-        "mean_shape": json.dumps(list(trained.pixel_mean.shape)),
-        "train_config": json.dumps(trained.train_config),
-    }
-    if trained.pixel_std is not None:
-        props["std"] = json.dumps(trained.pixel_std.flatten().tolist())
-    return props
-
-
 def export_onnx(
     trained: TrainedModel,
     out: Path,
@@ -99,8 +68,6 @@ def export_onnx(
     as evaluate normalises them. A fixed batch (`dynamic_batch` False) is one image.
     """
     import onnx
-
-    from .onnx_runtime import new_session
 
     check_opset(opset)
     model = trained.model.cpu().float().eval().to(memory_format=torch.contiguous_format)

@@ -11,10 +11,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..core.errors import UserError
 from ..data.paths import what_is
-from ..errors import UserError
-from ..weights import Metadata, TrainedModel, checked_classes, checked_normalisation
-from .onnx_export import FORMAT
+from ..weights.files import Metadata, TrainedModel, checked_classes, checked_normalisation
+from .metadata import FORMAT
 
 
 def new_session(model: bytes | str | Path, threads: int | None = None):

@@ -9,9 +9,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..atomic import check_not_input, check_writable
+from ..core.atomic import check_not_input, check_writable
+from ..core.errors import UserError
 from ..data.paths import what_is
-from ..errors import UserError
 
 FORMATS = (".csv", ".jsonl")
 FIELDS = ("label", "index", "probability")  # of each ranked class

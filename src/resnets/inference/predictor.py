@@ -12,8 +12,7 @@ from __future__ import annotations
 import io
 import math
 import sys
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,21 +23,21 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from ..core.errors import UserError
+from ..core.runtime import default_workers, resolve_device, resolve_precision
 from ..data.decode import TOO_LARGE, ImageError, read_rgb, rgb_array
-from ..data.imagenet_classes import IMAGENET_WNIDS, imagenet_name
-from ..errors import UserError
 from ..evaluation.evaluate import Member, evaluate_views
-from ..evaluation.protocol import check_model_flags, default_views, view_size
+from ..evaluation.protocol import default_views, view_size
 from ..evaluation.views import SCALES, make_view, resize_shorter, resized_sizes, view_refusal
 from ..models import ResNet
-from ..runtime import default_workers, resolve_device, resolve_precision
-from ..weights import Normalization, TrainedModel, load_trained, pretrained_model
+from ..weights.files import TrainedModel
+from .metadata import class_names, display_name
+from .onnx_runtime import OnnxModel
 
 # What predict() takes: uint8 RGB [3, H, W] tensors or arrays ([H, W, 3] arrays too), Pillow images, encoded bytes,
 # or file paths.
 ImageLike = torch.Tensor | np.ndarray | Image.Image | bytes | str | Path
 TOP_K = 5
-_WNIDS = frozenset(IMAGENET_WNIDS)
 
 
 @dataclass(frozen=True)
@@ -50,16 +49,6 @@ class Outcome:
     top: list[dict[str, Any]] | None
     error: str | None = None
     resized: bool = False
-
-
-def class_names(trained: TrainedModel) -> list[str]:
-    """The class of each output (weights.model_classes: the run's, or ImageNet's wnids); unknown ones numbered."""
-    return list(trained.classes) or [f"class {i}" for i in range(trained.model.config.num_classes)]
-
-
-def display_name(name: str) -> str:
-    """An ImageNet wnid as its human-readable name ('n01440764' -> 'tench'); any other class name as it is."""
-    return imagenet_name(name) if name in _WNIDS else name
 
 
 class Predictor:
@@ -271,8 +260,6 @@ def fixed_input_size(trained: TrainedModel) -> tuple[int, int] | None:
 
 def _graph(trained: TrainedModel):
     """The OnnxModel running the network, or None for a PyTorch network."""
-    from .onnx_runtime import OnnxModel  # here: onnx_runtime imports this module through onnx_export
-
     return trained.model if isinstance(trained.model, OnnxModel) else None
 
 
@@ -299,142 +286,3 @@ def _check_graph_size(predictor: Predictor) -> None:
         f"{predictor.source} takes {h}x{w} inputs, but the {predictor.view_name} view's crops are not all {h}x{w}; "
         f"choose --views full, or --views center with --crop {h}"
     )
-
-
-BACKENDS = ("auto", "torch", "onnx")
-
-
-def load_predictor(
-    checkpoint: str | Path | None = None,
-    *,
-    model: str | None = None,
-    weights: str | None = None,
-    onnx: str | Path | None = None,
-    options: dict[str, Any] | None = None,
-    backend: str = "auto",
-    normalization: Normalization | Mapping | None = None,
-    calibration: str | Path | None = None,
-    calibration_images: int | None = None,
-    **settings: Any,
-) -> Predictor:
-    """A Predictor for a run folder or checkpoint file, `model` built with `weights`, or an ONNX file.
-
-    `settings` go to Predictor (view, device, precision, batch_size, ...); `options` build `model` (shortcut, ...);
-    `normalization` is that of `weights` that carry none (a Normalization, or its `to_json()`; see pretrained_model).
-    `backend` "auto" runs a checkpoint or weights with ONNX Runtime where that is exact and installed (see
-    `_onnx_unfit`), since it measured fastest of the fp32-exact paths on CPU (README, "Use a trained model");
-    "torch" always runs PyTorch; "onnx" insists on ONNX Runtime. `precision="int8"`: an `export --int8` file's graph,
-    or one quantized on `calibration_images` (512) images of the folder `calibration`, cached (inference.quantize).
-    """
-    if backend not in BACKENDS:
-        raise UserError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
-    given = [name for name, value in (("--checkpoint", checkpoint), ("--onnx", onnx), ("--weights", weights)) if value]
-    if len(given) != 1:
-        raise UserError("pass exactly one of --checkpoint RUN_OR_FILE, --onnx FILE, or --model NAME --weights W")
-    check_model_flags(weights, model, options or {})
-    int8 = _int8_request(settings, backend, onnx, calibration, calibration_images)
-    if onnx is not None:
-        return _onnx_predictor(Path(onnx), backend, int8, settings)
-    if checkpoint is not None:
-        trained, source = load_trained(checkpoint), str(checkpoint)
-    else:
-        try:
-            trained = pretrained_model(model, weights, normalization, **(options or {}))
-        except ValueError as e:
-            raise UserError(str(e)) from None
-        source = f"{weights} ({model})"
-    predictor = Predictor(trained, source=source, **settings)  # checks the model and settings, resolves the view
-    if int8:
-        return _int8_predictor(predictor, calibration, calibration_images, settings)
-    if backend == "torch":
-        return predictor
-    reason = _onnx_unfit(predictor, settings.get("precision", "fp32"))
-    if reason is not None:
-        if backend == "onnx":
-            raise UserError(f"--backend onnx: {reason}; drop --backend onnx to run PyTorch")
-        return predictor
-    from .onnx_cache import cached_onnx
-    from .onnx_runtime import load_onnx
-
-    try:
-        path = cached_onnx(trained)
-    except UserError as e:  # a graph that fails export's checks is not the correct path; PyTorch still is
-        if backend == "onnx":
-            raise
-        warnings.warn(f"{source}: running PyTorch, since {e}", stacklevel=2)
-        return Predictor(trained, source=source, **settings)  # afresh: the export left the model contiguous
-    return Predictor(load_onnx(path), source=source, **_onnx_settings(settings))
-
-
-def _int8_request(settings: dict, backend: str, onnx, calibration, calibration_images) -> bool:
-    """Whether int8 is asked for (then `settings` runs fp32 crops), refusing flags that do not fit together."""
-    if settings.get("precision") != "int8":
-        if calibration is not None or calibration_images is not None:
-            raise UserError("--calibration and --calibration-images apply to --precision int8; add it, or drop them")
-        return False
-    settings["precision"] = "fp32"  # the crops go to the int8 graph as fp32; ONNX Runtime quantizes them
-    if backend == "torch":
-        raise UserError("--precision int8 runs an int8 ONNX graph in ONNX Runtime; drop --backend torch")
-    if onnx is None and calibration is None:
-        raise UserError(
-            "--precision int8 needs --calibration DIR (a folder of images to calibrate on), or --onnx FILE of an "
-            "`export --int8` graph"
-        )
-    if onnx is not None and (calibration is not None or calibration_images is not None):
-        raise UserError(f"--onnx {onnx} is already calibrated; drop --calibration and --calibration-images")
-    return True
-
-
-def _onnx_predictor(path: Path, backend: str, int8: bool, settings: dict[str, Any]) -> Predictor:
-    """The Predictor of an ONNX file; `int8`: refused unless the file is an int8 graph."""
-    from .onnx_runtime import load_onnx  # onnxruntime only when asked for
-
-    if backend == "torch":
-        raise UserError("--onnx FILE runs with ONNX Runtime; drop --backend torch (or pass --checkpoint)")
-    if settings.get("precision", "fp32") not in ("fp32", "auto"):
-        raise UserError("an ONNX model runs at the precision it was exported in; drop --precision")
-    trained = load_onnx(path)
-    if int8 and trained.model.precision != "int8":
-        raise UserError(f"{path} is an fp32 graph; export it with --int8, or drop --precision int8")
-    return Predictor(trained, source=str(path), **_onnx_settings(settings))
-
-
-def _int8_predictor(predictor: Predictor, calibration, count: int | None, settings: dict[str, Any]) -> Predictor:
-    """The Predictor of the cached int8 graph of `predictor`'s model, calibrated on `count` images of `calibration`."""
-    from .onnx_runtime import load_onnx
-    from .quantize import CALIBRATION_IMAGES, cached_int8, calibration_set
-
-    reason = _onnx_unfit(predictor, "fp32")
-    if reason is not None:
-        raise UserError(f"--precision int8: {reason}")
-    images = calibration_set(calibration, CALIBRATION_IMAGES if count is None else count)
-    onnx_settings = {**_onnx_settings(settings), "source": predictor.source}
-    path = cached_int8(predictor.trained, images, onnx_settings)
-    return Predictor(load_onnx(path), **onnx_settings)
-
-
-def _onnx_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    return {**settings, "precision": "fp32", "channels_last": False, "device": "cpu", "backend": "onnxruntime"}
-
-
-def _onnx_unfit(predictor: Predictor, precision: str) -> str | None:
-    """Why ONNX Runtime cannot give this predictor's scores exactly and fast, or None when it can.
-
-    The exported graph is fp32 on the CPU, at one input size (its pooling window is traced at it): so a CUDA device,
-    autocast (bf16/fp16/auto) and views with crops of other sizes (multiscale, or `full` without a fixed-size
-    per-pixel mean) stay with PyTorch.
-    """
-    from .onnx_cache import missing_dependency
-    from .onnx_export import input_size
-
-    missing = missing_dependency()
-    if missing is not None:
-        return f"ONNX Runtime needs {missing}: pip install 'resnets[deploy]'"
-    if predictor.device.type != "cpu":
-        return f"the network runs on {predictor.device}, and ONNX Runtime here runs on the CPU"
-    if precision != "fp32":
-        return f"--precision {precision} asks for autocast, and the ONNX graph is fp32"
-    size = input_size(predictor.trained)
-    if predictor.crop_size() != size:
-        return f"the {predictor.view_name} view's crops are not all the model's {size[0]}x{size[1]} input"
-    return None

@@ -22,13 +22,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import atomic_write
+from ..core.atomic import atomic_write
+from ..core.errors import UserError
 from ..data.augment import normalize
 from ..data.folder import scan_split
-from ..errors import UserError
 from ..evaluation.evaluate import evaluation_positions
-from ..weights import TrainedModel
+from ..weights.files import TrainedModel
 from .inputs import collect_images
+from .onnx_cache import cached_entry, cached_onnx, entry_path, graph_digest
+from .onnx_runtime import load_onnx
 from .predictor import Predictor, to_tensor
 
 CALIBRATION_IMAGES = 512
@@ -102,8 +104,6 @@ def calibration_set(folder: str | Path, count: int = CALIBRATION_IMAGES) -> Cali
 
 def quantize(fp32: Predictor, fp32_file: Path, calibration: Calibration, out: Path, **check) -> Comparison:
     """Write the int8 graph of the fp32 graph `fp32_file` (run by `fp32`) to `out`, once it passes `check_int8`."""
-    from .onnx_runtime import load_onnx
-
     inputs = calibration_inputs(fp32, calibration.files)
     with tempfile.TemporaryDirectory() as work:
         graph = Path(work) / "int8.onnx"
@@ -121,9 +121,6 @@ def cached_int8(trained: TrainedModel, calibration: Calibration, settings: dict,
     the quantization settings, ONNX Runtime's version and the view that prepares the calibration crops; built once,
     with the calibration images' agreement on stderr.
     """
-    from .onnx_cache import cached_entry, cached_onnx, entry_path, graph_digest
-    from .onnx_runtime import load_onnx
-
     fp32_file = cached_onnx(trained, opset)
     fp32 = Predictor(load_onnx(fp32_file), **settings)
     view = [fp32.view_name, fp32.resize, fp32.crop]

@@ -87,6 +87,6 @@ def model_config(name: str, **options: Any) -> ResNetConfig:
 def create_model(name: str, **options: Any) -> ResNet:
     """Build a registered model with fresh weights, e.g. `create_model('resnet50', stride_on='3x3')`.
 
-    Pretrained weights (`weights=`) are offered by `resnets.create_model`, one layer up (resnets.weights).
+    Pretrained weights (`weights=`) are offered by `resnets.create_model`, one layer up (resnets.weights.pretrained).
     """
     return ResNet(model_config(name, **options))

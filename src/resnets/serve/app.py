@@ -28,8 +28,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from ..core.errors import UserError
 from ..data.decode import ImageError, read_rgb
-from ..errors import UserError
 from ..evaluation.views import View, view_refusal
 from ..inference import Predictor
 from ..inference.predictor import TOP_K

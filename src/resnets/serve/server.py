@@ -14,7 +14,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import Multiprocess
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 
 class HeadDeadline(H11Protocol):

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import torch
 from tqdm import tqdm
 
+from ..core.rng import seeded_generator
 from ..data import ImageFiles, ImageSet, TrainLoader, lighting, normalize, random_crop_flip
 from ..data.augment import standardize
 from ..data.loader import init_worker
-from ..data.rng import seeded_generator
 from ..data.sampler import EpochSampler
 from ..evaluation.evaluate import evaluation_positions
 from ..evaluation.views import center

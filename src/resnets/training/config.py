@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import math
 import sys
-import types
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from ..atomic import atomic_write
-from ..errors import UserError, parse_json
+from ..core.errors import UserError
+from ..core.runtime import default_workers
+from ..engine.run import write_config
+from ..engine.settings import DEVICES, PRECISIONS, RUN_MECHANICS, check_unchanged, flag, setting, typed
 from ..models import list_models, model_config
-from ..releases import RELEASES
-from ..runtime import default_workers
+from ..weights.releases import RELEASES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,8 +23,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "configs"
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 AUGMENTATIONS = ("cifar", "imagenet")
 LR_SCHEDULES = ("step", "plateau")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # torch.compile's; reduce-overhead: CUDA graphs
@@ -37,33 +33,7 @@ MIN_EVAL_INTERVAL = 50
 # run again): a GPU here, a CPU there, the data in another folder. Every other setting makes the run what it is:
 # another network, split, batch size, seed or schedule cannot continue its checkpoints (the milestones are fractions
 # of --iters, so even a longer --iters would move lr drops already taken).
-MECHANICS = frozenset(
-    {
-        "data",
-        "out",
-        "device",
-        "precision",
-        "compile",
-        "compile_mode",
-        "deterministic",
-        "channels_last",
-        "eval_batch_size",
-        "log_every",
-        "tensorboard",
-        "skip_bad_images",
-        "checkpoint_minutes",
-    }
-)
-
-
-def setting(default: Any, group: str, help: str, choices: tuple[str, ...] = ()) -> Any:
-    """A TrainConfig field: its default and what its `--flag` shows, a one-line help, a group and fixed choices."""
-    return dataclasses.field(default=default, metadata={"help": help, "group": group, "choices": choices})
-
-
-def flag(name: str) -> str:
-    """The command-line flag of a TrainConfig field (`val_split` -> `--val-split`): errors speak the user's words."""
-    return "--" + name.replace("_", "-")
+MECHANICS = RUN_MECHANICS | {"compile", "compile_mode", "deterministic", "eval_batch_size", "tensorboard"}
 
 
 @dataclass
@@ -203,7 +173,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         hints = _hints()
         for f in fields(self):
-            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name]))
+            setattr(self, f.name, typed(getattr(self, f.name), hints[f.name], flag(f.name)))
         self.validate()
 
     def validate(self) -> None:
@@ -319,43 +289,12 @@ class TrainConfig:
 
     def save(self, path: Path) -> None:
         """Write the resolved config as JSON, atomically."""
-        with atomic_write(path) as f:
-            f.write((json.dumps(self.to_dict(), indent=2) + "\n").encode())
+        write_config(path, self.to_dict())
 
 
 @functools.cache
 def _hints() -> dict[str, Any]:
     return typing.get_type_hints(TrainConfig)
-
-
-def _coerce(name: str, value: Any, hint: Any, label: str = "") -> Any:
-    """Check `value` against the field's type; ints are accepted where floats are expected. Errors name `label`
-    (default: the field's flag)."""
-    label = label or flag(name)
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    for option in options:
-        if option is type(None) and value is None:
-            return None
-        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                raise UserError(f"{label} {value} is not a finite number")
-            return float(value)
-        origin = typing.get_origin(option)
-        if origin is tuple and isinstance(value, (list, tuple)):
-            item = typing.get_args(option)[0]
-            return tuple(_coerce(name, v, item, label) for v in value)
-        if origin is None and option is not float and isinstance(value, option):
-            if option is int and isinstance(value, bool):
-                continue
-            return value
-    expected = " or ".join(getattr(o, "__name__", str(o)).replace("NoneType", "none") for o in options)
-    raise UserError(f"{label} {value!r} has the wrong type; expected {expected}")
-
-
-def typed(value: Any, hint: Any, label: str) -> Any:
-    """`value` checked against type `hint` as a TrainConfig field is (an int for a float, floats finite, tuples item by
-    item), for other trainers' settings; errors start with `label`, e.g. `--lr`."""
-    return _coerce("", value, hint, label)
 
 
 def _check_known(values: dict[str, Any], source: str) -> None:
@@ -374,7 +313,7 @@ def _typed(values: dict[str, Any], source: str) -> dict[str, Any]:
 def _recipe_value(name: str, value: Any, source: str, key: str) -> Any:
     """The recipe's `key = value` for field `name`, of the field's type; an error names the file and the key."""
     try:
-        return _coerce(name, value, _hints()[name], f"{key} =")
+        return typed(value, _hints()[name], f"{key} =")
     except UserError as e:
         raise UserError(f"{source}: {e}") from None
 
@@ -402,18 +341,6 @@ def recipe_path(recipe: str) -> Path:
     return path
 
 
-def read_saved_config(path: Path, fix: str) -> dict[str, Any]:
-    """The values in a run's config.json, for `resolve_config(given, saved)`; unreadable JSON or anything but an
-    object is one line ending with `fix`."""
-    try:
-        saved = parse_json(path.read_text())
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path} is not valid JSON ({e}); {fix}") from None
-    if not isinstance(saved, dict):
-        raise UserError(f"{path} is not a resnets run config; {fix}")
-    return saved
-
-
 def resolve_config(
     given: dict[str, Any], saved: dict[str, Any] | None = None, source: str = "config.json"
 ) -> TrainConfig:
@@ -432,25 +359,8 @@ def resolve_config(
     if values.get("epochs") is not None and values["epochs"] == before.epochs:
         values["iters"] = before.iters  # derived from the epochs and the data (epoch_iters), not a choice
     config = TrainConfig.from_dict(values, source=source)
-    check_unchanged(config, before, source)
+    check_unchanged(config, before, source, MECHANICS)
     return config
-
-
-def check_unchanged(config: Any, before: Any, source: str, mechanics: frozenset[str] = MECHANICS) -> None:
-    """Refuse the first field outside `mechanics` in which dataclass `config` differs from `before`, the settings of
-    the run whose config is `source`: what a resume (of this or another trainer) may not change."""
-    for f in fields(config):
-        new, old = getattr(config, f.name), getattr(before, f.name)
-        if f.name not in mechanics and new != old:
-            refuse_change(flag(f.name), new, old, source)
-
-
-def refuse_change(name: str, new: Any, old: Any, source: str) -> NoReturn:
-    """The one-line refusal of setting `name` (as the user writes it) changed from `old` to `new` on a resume."""
-    raise UserError(
-        f"{name} {_shown(new)} differs from {_shown(old)}, with which the run in {Path(source).parent} was "
-        f"trained; keep the run's {name} {_shown(old)}, or start a new run in another --out"
-    )
 
 
 def epoch_iters(config: TrainConfig, steps_per_epoch: int) -> TrainConfig:
@@ -461,11 +371,6 @@ def epoch_iters(config: TrainConfig, steps_per_epoch: int) -> TrainConfig:
     if not config.epochs:
         return config
     return dataclasses.replace(config, iters=max(1, round(config.epochs * steps_per_epoch)))
-
-
-def _shown(value: Any) -> str:
-    """A setting as its flag takes it: 0.5,0.75 for a tuple."""
-    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def _with_default_data(config: TrainConfig) -> TrainConfig:

@@ -6,8 +6,8 @@ import csv
 import io
 from pathlib import Path
 
-from ..atomic import atomic_write
-from ..errors import UserError
+from ..core.atomic import atomic_write
+from ..core.errors import UserError
 
 METRICS_FILE = "metrics.csv"
 COLUMNS = ("iteration", "lr", "train_loss", "train_error", "val_error", "images_per_sec")

@@ -14,12 +14,12 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
-from .atomic import atomic_write
-from .checkpoints import BEST, FINAL, LAST, checksum, file_kind, load_checkpoint, load_safely
-from .data.imagenet_classes import IMAGENET_WNIDS
-from .data.paths import what_is
-from .errors import UserError, parse_json
-from .models import ResNet, ResNetConfig, create_model
+from ..core.atomic import atomic_write
+from ..core.checkpoints import BEST, FINAL, LAST, checksum, file_kind, load_checkpoint, load_safely
+from ..core.errors import UserError, parse_json
+from ..data.imagenet_classes import IMAGENET_WNIDS
+from ..data.paths import what_is
+from ..models import ResNet, ResNetConfig, create_model
 
 WEIGHTS_FORMAT = "resnets-weights-v1"
 HEAD = ("fc.weight", "fc.bias")  # the classifier, which fine-tuning on other classes starts afresh
@@ -212,7 +212,7 @@ def pretrained_model(
     """`model_name` with `weights`: a release tag ('torchvision-v1', downloaded once) or a .pth/.safetensors file,
     another implementation's included (see pretrained.placed); `normalization` for a file that carries none, which
     otherwise gets ImageNet's mean and std, with a warning saying so."""
-    from . import pretrained  # the download code, only when weights are asked for
+    from . import pretrained
 
     normalization = Normalization.of(normalization)
     tagged = pretrained.is_tag(weights)
@@ -283,7 +283,7 @@ IMAGENET = channel_normalization(
 def cifar_pixel_mean(data: str | Path) -> Normalization:
     """The per-pixel mean of the training images of `data` (CIFAR-10's folder, or 32x32 class folders), no std: the
     paper's CIFAR normalisation, computed as `resnets train` computes it."""
-    from .data import load_split, pixel_mean
+    from ..data import load_split, pixel_mean
 
     return Normalization(pixel_mean(load_split(data, "train").images), None, f"the per-pixel mean of {data}/train")
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import torch
 
-from .data.cache import default_cache_dir
-from .download import download
-from .errors import UserError
-from .models import BasicBlock, ResNet, ZeroPadShortcut
+from ..core.download import download
+from ..core.errors import UserError
+from ..core.paths import default_cache_dir
+from ..models import BasicBlock, ResNet, ZeroPadShortcut
 from .releases import RELEASES, TORCHVISION_V1, Release
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..models import ResNet, create_model
+from . import ResNet, create_model
 
 
 @dataclass

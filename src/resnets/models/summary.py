@@ -1,11 +1,11 @@
-"""`resnets summary`: per-stage cost tables, and the paper-comparison table the README shows."""
+"""`resnets summary`: per-stage cost tables, and the paper-comparison table of docs/models.md."""
 
 from __future__ import annotations
 
-from .. import paper
-from ..models.registry import CIFAR_PLAIN_DEPTHS, CIFAR_RESNET_DEPTHS, IMAGENET_DEPTHS, VARIANTS
+from ..core.tables import markdown_table
+from . import paper
 from .complexity import Complexity, model_complexity
-from .tables import markdown_table
+from .registry import CIFAR_PLAIN_DEPTHS, CIFAR_RESNET_DEPTHS, IMAGENET_DEPTHS, VARIANTS
 
 
 def _si(value: float) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..runtime import describe_device
+from ..core.runtime import describe_device
 
 SESSIONS_FILE = "sessions.jsonl"
 

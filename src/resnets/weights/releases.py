@@ -12,7 +12,7 @@ from typing import Any
 TORCHVISION_V1 = "torchvision-v1"
 TORCHVISION_URL = "https://download.pytorch.org/models"
 RESNETS_CIFAR10 = "resnets-cifar10"
-PACKAGED = Path(__file__).resolve().parent / "released"  # weights that ship inside the package: nothing downloads
+PACKAGED = Path(__file__).resolve().parents[1] / "released"  # weights that ship inside the package: nothing downloads
 
 
 @dataclass(frozen=True)
