@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from resnets.training.config import resolve_config
 from resnets.training.loop import Trainer
-from resnets.weights import load_trained
+from resnets.weights.files import load_trained
 
 
 def gradient(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bf16: bool) -> torch.Tensor:

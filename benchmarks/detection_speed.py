@@ -27,13 +27,14 @@ from pathlib import Path
 
 import torch
 
+from resnets.core.runtime import describe_device, resolve_precision
 from resnets.data.decode import decode_image
+from resnets.detection.config import DetectionTrainConfig
 from resnets.detection.data import load_detection_split
-from resnets.detection.training import DetectionTrainConfig, DetectionTrainer
+from resnets.detection.training import DetectionTrainer
 from resnets.detection.transforms import resize_image, resize_scale
 from resnets.models import create_model
-from resnets.runtime import describe_device, resolve_precision
-from resnets.weights import IMAGENET_MEAN, IMAGENET_STD
+from resnets.weights.files import IMAGENET_MEAN, IMAGENET_STD
 
 PAPER_FINE_TUNING = {"frozen_bn": True, "freeze_at": 2}  # BN as a fixed affine layer; conv1, conv2_x fixed
 

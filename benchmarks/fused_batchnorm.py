@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from resnets.runtime import describe_device, keep_freed_memory
+from resnets.core.runtime import describe_device, keep_freed_memory
 
 SHAPES = ((16, 32), (32, 16), (64, 8))  # ResNet-20's (channels, map size) in conv2_x, conv3_x, conv4_x
 EPS, MOMENTUM = 1e-5, 0.1

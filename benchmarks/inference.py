@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 
 from resnets import create_model
-from resnets.runtime import autocast, describe_device, resolve_precision
-from resnets.weights import TrainedModel
+from resnets.core.runtime import autocast, describe_device, resolve_precision
+from resnets.weights.files import TrainedModel
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 CHANNELS_LAST = torch.channels_last

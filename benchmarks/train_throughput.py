@@ -33,8 +33,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from resnets import create_model
+from resnets.core.runtime import autocast, describe_device
 from resnets.data.folder import scan_split
-from resnets.runtime import autocast, describe_device
 from resnets.training import loop
 from resnets.training.config import resolve_config
 from resnets.training.loop import Trainer
