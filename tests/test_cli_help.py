@@ -72,6 +72,27 @@ def test_train_flags_are_the_config_fields_with_their_help_defaults_and_groups()
             assert "unset" in action.help or "required" in action.help, f.name  # what leaving it out does
 
 
+@pytest.mark.parametrize("command", [("detect", "train"), ("serve",)])
+def test_detect_train_and_serve_flags_are_generated_from_their_settings_fields(command):
+    from resnets.cli import detect, serve
+    from resnets.detection.config import DetectionTrainConfig
+    from resnets.serve.options import ServeOptions
+
+    cls, groups = {"detect": (DetectionTrainConfig, detect.TRAIN_GROUPS), "serve": (ServeOptions, serve.GROUPS)}[
+        command[0]
+    ]
+    parser = dict(parsers(build_parser()))[command]
+    by_flag = {option: action for action in parser._actions for option in action.option_strings}
+    group_of = {action.dest: group.title for group in parser._action_groups for action in group._group_actions}
+    settings = [f for f in dataclasses.fields(cls) if "help" in f.metadata]
+    assert len(settings) >= 13
+    for f in settings:
+        action = by_flag[flag(f.name)]
+        assert action.help.startswith(f.metadata["help"].replace("%", "%%")), f.name
+        assert group_of[f.name] == f.metadata["group"] and f.metadata["group"] in groups, f.name
+        assert tuple(action.choices or ()) == tuple(f.metadata["choices"]), f.name
+
+
 @pytest.mark.parametrize(
     ("option", "default"),
     [
@@ -139,3 +160,11 @@ def test_a_val_split_too_large_for_the_data_names_the_flag(cifar_png, tmp_path, 
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "--val-split 5000 must be at least 0 and below the 120 images" in err and "val_size" not in err, err
+
+
+def test_list_parses_no_recipe_file(monkeypatch, capsys):
+    from resnets.training import config
+
+    monkeypatch.setattr(config.tomllib, "loads", lambda text: pytest.fail("a recipe was parsed"))
+    assert main(["list"]) == 0
+    assert "resnet20" in capsys.readouterr().out

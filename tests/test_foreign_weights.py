@@ -309,12 +309,12 @@ def test_fine_tuning_starts_from_their_weights(resnet20_file, cifar_png, tmp_pat
 
 
 def test_serve_workers_and_the_api_get_the_normalisation_as_plain_values(resnet20_file):
-    from resnets.cli.serve import _worker_spec, serve_settings
+    from resnets.cli.serve import _worker_spec, serve_options
     from resnets.inference import load_predictor
 
     file, _ = resnet20_file
     args = parsed("--mean", "0.5,0.4,0.3", "--std", "0.2,0.2,0.25", command="serve")
-    spec = json.loads(json.dumps(_worker_spec(args, serve_settings(args))))["predictor"]
+    spec = json.loads(json.dumps(_worker_spec(args, serve_options(args).settings())))["predictor"]
     predictor = load_predictor(**{**spec, "weights": file, "backend": "torch"})
     assert predictor.trained.pixel_mean.flatten().tolist() == pytest.approx([0.5, 0.4, 0.3])
     assert predictor.trained.pixel_std.flatten().tolist() == pytest.approx([0.2, 0.2, 0.25])

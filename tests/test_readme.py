@@ -1,7 +1,11 @@
 """The README's and the manual's promises: the README is a front page whose test command is what CI runs, the
 tables the docs show are what the code prints, and the links between the pages lead somewhere."""
 
+import os
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,6 +37,22 @@ def test_quickstart_has_two_blocks_and_ci_runs_the_test_one():
     assert "pytest" in blocks[1] and "\n" not in blocks[1]
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert blocks[1] in ci
+
+
+def test_the_quickstarts_first_command_runs_offline_from_the_checkout_alone(tmp_path):
+    command = shlex.split(quickstart_blocks()[0].splitlines()[0])
+    assert command[:2] == ["resnets", "evaluate"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESNETS_")}
+    env |= {"HOME": str(tmp_path / "home"), "RESNETS_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT / "src")}
+    # No network: a download would go through a proxy that is not there, and fail.
+    env |= {k: "http://127.0.0.1:9" for k in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")}
+    env["NO_PROXY"] = env["no_proxy"] = ""
+    run = subprocess.run(
+        [sys.executable, "-m", "resnets", *command[1:]], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert "1,000-image slice of the CIFAR-10 test split shipped with the package" in run.stderr
+    assert re.fullmatch(r"resnet20 on test, full view \(1000 images\): top-1 error \d+\.\d\d%.*\n", run.stdout)
 
 
 def test_readme_is_a_front_page():

@@ -122,7 +122,8 @@ def test_predict_cli_runs_an_int8_export(cifar_model, tmp_path, capsys):
 def test_serve_with_int8_answers(cifar_model):
     httpx = pytest.importorskip("httpx")
     pytest.importorskip("fastapi")
-    from resnets.serve.app import ServeSettings, create_app
+    from resnets.serve.app import create_app
+    from resnets.serve.options import ServeSettings
 
     predictor = load_predictor(cifar_model, precision="int8", calibration=TRAIN, calibration_images=40)
     app = create_app(predictor, ServeSettings())

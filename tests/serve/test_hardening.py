@@ -22,7 +22,8 @@ from PIL import Image
 
 from resnets.cli import main
 from resnets.inference import Predictor
-from resnets.serve.app import ServeSettings, create_app
+from resnets.serve.app import create_app
+from resnets.serve.options import ServeSettings
 from resnets.serve.server import reachable_from_elsewhere
 
 from ..inference.conftest import CIFAR_PNG, cifar_trained

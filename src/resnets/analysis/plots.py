@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..core.atomic import atomic_write
 from ..core.errors import UserError
@@ -16,11 +16,11 @@ if TYPE_CHECKING:
 
 DPI = 120
 # Fig. 6 draws training error dashed, Fig. 4 thin; both draw the test/validation error bold.
-TRAIN_LINES = {
+TRAIN_LINES: dict[str, dict[str, Any]] = {
     "dashed": {"linestyle": "--", "linewidth": 1.2},
     "thin": {"linestyle": "-", "linewidth": 0.8, "alpha": 0.8},
 }
-VAL_LINE = {"linestyle": "-", "linewidth": 2.4}
+VAL_LINE: dict[str, Any] = {"linestyle": "-", "linewidth": 2.4}
 
 
 def _figure(rows: int, cols: int, size: tuple[float, float]):
@@ -70,13 +70,15 @@ def _draw_runs(ax, runs: list[Run], train_style: str, val_label: str, iteration_
     """Each run's training error (thin or dashed) and validation error (bold) in one colour, and the legend."""
     from matplotlib.lines import Line2D
 
+    from .runs import row_iteration
+
     labels = unique_labels([paper_name(r.model) for r in runs], [r.path.name for r in runs])
     handles = []
     for i, (run, label) in enumerate(zip(runs, labels)):
         color = f"C{i % 10}"
-        iterations = [r["iteration"] / iteration_unit for r in run.rows]
+        iterations = [row_iteration(r) / iteration_unit for r in run.rows]
         ax.plot(iterations, [r["train_error"] for r in run.rows], color=color, **TRAIN_LINES[train_style])
-        val = [(r["iteration"] / iteration_unit, r["val_error"]) for r in run.rows if r["val_error"] is not None]
+        val = [(row_iteration(r) / iteration_unit, r["val_error"]) for r in run.rows if r["val_error"] is not None]
         if val:
             ax.plot(*zip(*val), color=color, **VAL_LINE)
         handles.append(Line2D([], [], color=color, linewidth=2.4, label=label))

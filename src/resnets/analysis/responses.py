@@ -13,7 +13,7 @@ from torch import nn
 from ..core.errors import UserError
 from ..core.runtime import resolve_device
 from ..core.tables import markdown_table, unique_labels
-from ..data import normalize
+from ..data import ImageSet, normalize
 from ..data.reading import InMemoryReading, reading_for
 from ..evaluation.splits import evaluation_split
 from ..weights.files import load_trained
@@ -106,6 +106,7 @@ def checkpoint_responses(
     results = []
     for label, t in zip(labels, trained):
         images = evaluation_split(data, split, t.train_config, t.classes, train_images=t.train_images)
+        assert isinstance(images, ImageSet)  # CIFAR-augmented runs (checked above) are read in memory
         stds = layer_responses(t.model.to(target), images.images, t.pixel_mean, batch_size=batch_size)
         results.append(LayerResponses(label, t.model.config.residual, stds))
     return results

@@ -32,7 +32,7 @@ class Run:
     @property
     def iteration(self) -> int:
         """Iterations trained so far, as of the last validation."""
-        return int(self.rows[-1]["iteration"]) if self.rows else 0
+        return int(row_iteration(self.rows[-1])) if self.rows else 0
 
     def final(self, column: str) -> float | None:
         """The last row's value of `column` (e.g. 'train_error', 'val_error'), None before the first row."""
@@ -50,6 +50,13 @@ class Run:
     def params(self) -> int:
         """Parameters of the network as this run built it (the recipe's shortcut option included)."""
         return model_complexity(self.model, **self.config.model_options()).params
+
+
+def row_iteration(row: dict[str, float | None]) -> float:
+    """A metrics row's iteration: training writes one on every row (other cells may be empty)."""
+    iteration = row["iteration"]
+    assert iteration is not None, "a metrics row without its iteration"
+    return iteration
 
 
 def validation_set(config: TrainConfig) -> str:

@@ -13,15 +13,24 @@ from . import detect, evaluate, experiments, models, predict, serve, train  # no
 from .registry import COMMANDS
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, one subparser per registered command."""
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser, one subparser per registered command; with `argv`, only the command it names gets its
+    flags (some need torch or a recipe file to declare them: `resnets list` and `resnets --help` need neither)."""
+    named = _command_named(argv) if argv is not None else None
     parser = argparse.ArgumentParser(prog="resnets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (add_arguments, run) in COMMANDS.items():
         p = sub.add_parser(name, help=(run.__doc__ or "").strip() or None)
-        add_arguments(p)
+        if argv is None or name == named:
+            add_arguments(p)
         p.set_defaults(run=run)
     return parser
+
+
+def _command_named(argv: list[str]) -> str | None:
+    """The command that `argv` names: its first word that is not an option (the top parser has none with values)."""
+    words = [a for a in argv if not a.startswith("-")]
+    return words[0] if words else None
 
 
 INTERRUPTED = threading.Event()  # set by a Ctrl-C that our handler took
@@ -59,7 +68,8 @@ def _run(argv: list[str] | None) -> int:
     """Parse `argv` and run its command; a user's mistake is one line and exit 2."""
     name = "resnets"
     try:
-        args = build_parser().parse_args(argv)  # imports torch for some commands' flags: Ctrl-C is caught there too
+        argv = sys.argv[1:] if argv is None else argv
+        args = build_parser(argv).parse_args(argv)  # torch for some commands' flags: Ctrl-C is caught there too
         name = f"resnets {args.command}"
         args.run(args)
     except BrokenPipeError:  # output piped into `head`; not an error

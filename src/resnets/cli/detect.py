@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from ..core.errors import UserError, parse_json
+from ..core.settings import DEVICES, PRECISIONS
+from .flags import add_config_flags, field_default, given_values
 from .registry import command
 
 
@@ -20,47 +22,32 @@ def _add_detect(p: argparse.ArgumentParser) -> None:
     _add_predict(sub.add_parser("predict", help="detect objects in image files, folders or globs"))
 
 
+# The argument groups of `resnets detect train --help`, in this order; each DetectionTrainConfig field names its group.
+TRAIN_GROUPS = {
+    "data": "the annotated images and their augmentation",
+    "model": "Faster R-CNN C4 on a ResNet trunk (Sec. 4.3); any other setting with --set",
+    "schedule": "the optimisation (py-faster-rcnn's: SGD, lr 0.001, momentum 0.9; weight decay 1e-4)",
+    "precision and speed": "how fast, not what, the run learns",
+    "run": "the run folder, its seed and its checkpoints",
+}
+
+
 def _add_train(t: argparse.ArgumentParser) -> None:
-    """`detect train`'s flags."""
-    t.add_argument("--data", help="a PASCAL VOC folder, a labelImg folder (image + same-name .xml) or a COCO folder")
-    t.add_argument("--split", help="the training split (VOC: ImageSets/Main/SPLIT.txt; default train)")
-    t.add_argument("--out", required=True, help="the run folder for checkpoints, config.json and metrics.csv")
-    t.add_argument("--recipe", help="a detection recipe: detection-voc-paper (the paper's) or a .toml file")
-    t.add_argument("--backbone", help="the zoo's network for the trunk (default resnet101)")
-    t.add_argument(
-        "--backbone-weights",
-        help="a `resnets train` run folder, a weights file or torchvision-v1; without: a random trunk, trained with "
-        "its BN (frozen_bn=false, freeze_at=0) unless --set says otherwise",
-    )
-    t.add_argument("--stride-on", choices=("1x1", "3x3"), help="bottleneck conv that subsamples")
-    t.add_argument("--pooler", choices=("roi_pool", "roi_align"), help="RoI pooling (the paper's) or RoIAlign")
-    t.add_argument("--min-size", type=int, help="shorter side of the training images in pixels (default 600)")
-    t.add_argument("--max-size", type=int, help="longer side at most (default 1000)")
-    t.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None, help="random horizontal flips")
-    t.add_argument("--iters", type=int, help="SGD iterations")
-    t.add_argument(
-        "--images-per-batch", type=int, help="images per SGD step, over all processes (default 1, as py-faster-rcnn)"
-    )
-    t.add_argument("--lr", type=float, help="base learning rate (default 0.001)")
-    t.add_argument("--weight-decay", type=float, help="L2 weight decay (default 1e-4)")
-    t.add_argument("--milestones", help="comma-separated fractions of --iters where the lr drops 10x (default 0.75)")
-    t.add_argument(
+    """`detect train`'s flags: one per DetectionTrainConfig field, then the recipe, --set and the run's own."""
+    from ..detection.config import DetectionTrainConfig
+
+    groups = add_config_flags(t, DetectionTrainConfig, TRAIN_GROUPS, field_default)
+    groups["model"].add_argument(
         "--set",
         action="append",
         default=[],
         metavar="FIELD=VALUE",
         help="any model setting, e.g. rpn_post_nms_test=100 (see resnets.detection.FasterRCNNConfig); repeatable",
     )
-    t.add_argument("--skip-bad-images", action="store_true", default=None, help="skip bad images and boxes, counted")
-    t.add_argument("--seed", type=int, help="seed of the image order, flips and samples (default 0)")
-    t.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default auto)")
-    t.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="autocast precision (default auto)")
-    t.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None, help="NHWC memory format")
-    t.add_argument("--checkpoint-every", type=int, help="iterations between checkpoints (default 500)")
-    t.add_argument("--checkpoint-minutes", type=float, help="also write last.pt this often, in minutes (default 10)")
-    t.add_argument("--log-every", type=int, help="iterations per metrics.csv row (default 10)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    t.add_argument(
+    run = groups["run"]
+    run.add_argument("--recipe", help="a detection recipe: detection-voc-paper (the paper's) or a .toml file")
+    run.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    run.add_argument(
         "--force", action="store_true", help="replace files in --out that no detection run wrote (or an unloadable .pt)"
     )
 
@@ -102,11 +89,11 @@ def _add_predict(q: argparse.ArgumentParser) -> None:
 
 def _add_detector_flags(p: argparse.ArgumentParser) -> None:
     """Where and in which precision a trained detector runs (evaluate, predict)."""
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run the detector")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="where to run the detector")
     p.add_argument(
         "--precision",
         default="fp32",
-        choices=("auto", "fp32", "bf16", "fp16"),
+        choices=PRECISIONS,
         help="autocast of the convolutions (default fp32; auto: bf16 where the hardware has it); boxes stay fp32",
     )
 
@@ -123,15 +110,9 @@ def _train(args: argparse.Namespace) -> None:
     from ..engine.run import config_path, saved_config
     from ..training.config import recipe_values
 
-    flags = ("data", "split", "out", "backbone", "backbone_weights", "stride_on", "pooler", "min_size", "max_size")
-    flags += ("flip", "iters", "images_per_batch", "lr", "weight_decay", "skip_bad_images", "seed", "device")
-    flags += ("precision", "channels_last", "checkpoint_every", "checkpoint_minutes", "log_every")
-    given = {k: getattr(args, k) for k in flags if getattr(args, k) is not None}
-    if args.milestones is not None:
-        try:
-            given["milestones"] = [float(v) for v in args.milestones.split(",") if v.strip()]
-        except ValueError:
-            raise UserError(f"--milestones {args.milestones!r} is not a comma-separated list such as 0.75") from None
+    if not args.out:
+        raise UserError("detect train needs --out RUN, the folder for checkpoints and metrics")
+    given = given_values(args, DetectionTrainConfig)
     values = {**(recipe_values(args.recipe) if args.recipe else {}), **given}
     model = values.pop("model", {})
     if not isinstance(model, dict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from ..core.errors import UserError
 from .registry import add_weights_source, command, int_list, model_options, normalization
@@ -21,12 +22,16 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
         "--checkpoint", action="append", default=[], help="run folder, .pt or resnets .safetensors; repeat: ensemble"
     )
     add_weights_source(p, "weights to evaluate")
-    p.add_argument("--data", required=True, help="data folder (CIFAR-10 python format or image folders)")
+    p.add_argument(
+        "--data",
+        help="data folder (CIFAR-10 python format or image folders); without it, CIFAR models are scored on the "
+        "1,000-image slice of the CIFAR-10 test split that ships with the package",
+    )
     p.add_argument(
         "--split",
-        default="val",
         choices=("val", "test", "train"),
-        help="val: the run's held-out split of train, else DATA/val (default); test; train: the rest of train",
+        help="val: the run's held-out split of train, else DATA/val (default; test without --data); test; train: the "
+        "rest of train",
     )
     p.add_argument("--val-labels", help="labels file of a flat DATA/val folder (`<file> <class>` lines or Kaggle csv)")
     p.add_argument(
@@ -59,14 +64,20 @@ def run_evaluate(args: argparse.Namespace) -> None:
         raise UserError("--views is empty; pass e.g. --views center,10crop,multiscale")
     if args.workers is not None and args.workers < 0:
         raise UserError(f"--workers {args.workers} must be 0 (decode here) or more")
+    data, split, notice = _data_and_split(args)
     given = normalization(args, data=args.data)
     models = load_models(args.checkpoint, args.weights, args.model, normalization=given, **model_options(args))
     names = [*args.checkpoint, *([f"{args.weights} ({args.model})"] if args.weights else [])]
+    if notice is not None:  # the package's slice: CIFAR models only, and said so
+        from ..weights.samples import check_cifar_models
+
+        check_cifar_models(models, "slice")
+        print(f"resnets evaluate: {notice}", file=sys.stderr)
     result = evaluate_models(
         models,
         names,
-        args.data,
-        args.split,
+        data,
+        split,
         views or default_views(models),
         resize=args.resize,
         crop=args.crop,
@@ -86,6 +97,18 @@ def run_evaluate(args: argparse.Namespace) -> None:
             models[0].name if len(models) == 1 else f"ensemble of {len(models)} ({', '.join(m.name for m in models)})"
         )
         print(format_result(result, name))
+
+
+def _data_and_split(args: argparse.Namespace) -> tuple[str, str, str | None]:
+    """--data and --split (default val), or without --data the package's CIFAR-10 test slice, its split and the line
+    that says so (a non-CIFAR --model is refused here, before its weights are fetched)."""
+    if args.data is not None:
+        return args.data, args.split or "val", None
+    from ..weights.samples import SLICE_SPLIT, TEST_SLICE, check_cifar_network, slice_notice
+
+    notice = slice_notice(args.split)
+    check_cifar_network(args.model, "slice")
+    return str(TEST_SLICE), SLICE_SPLIT, notice
 
 
 def _add_export(p: argparse.ArgumentParser) -> None:

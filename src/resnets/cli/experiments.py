@@ -6,8 +6,8 @@ import argparse
 import dataclasses
 
 from ..core.errors import UserError
+from .flags import add_config_flag
 from .registry import command
-from .train import add_config_flag
 
 # Recipe fields an experiment's flags override; a recipe file of your own (--recipe FILE.toml) sets any other.
 EXPERIMENT_OVERRIDES = ("iters", "seed", "batch_size", "val_split", "eval_every", "device", "precision")
@@ -49,7 +49,7 @@ def _add_experiment(p: argparse.ArgumentParser) -> None:
         )
         for name in EXPERIMENT_OVERRIDES:  # the same for every net, with train's help
             field = fields[name]
-            add_config_flag(e, field, "the recipe's" if name in in_recipes else str(field.default))
+            add_config_flag(e, TrainConfig, field, "the recipe's" if name in in_recipes else str(field.default))
 
 
 @command("experiment", _add_experiment)

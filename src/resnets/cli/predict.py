@@ -82,7 +82,13 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
         "--strict); other files in folders are ignored. A model that takes one input size (a CIFAR model) under "
         "the full view gets images of other sizes resized to it."
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image file, folder (walked recursively) or glob")
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="image file, folder (walked recursively) or glob; none: the package's 10 CIFAR-10 sample images (one per "
+        "class, CIFAR models only)",
+    )
     add_model_source(p)
     p.add_argument("--top-k", type=int, default=5, help="classes listed per image")
     p.add_argument(
@@ -104,13 +110,15 @@ def run_predict(args: argparse.Namespace) -> None:
 
     if args.top_k < 1:
         raise UserError(f"--top-k {args.top_k} must be at least 1")
-    inputs = collect_images(args.paths)
+    inputs = collect_images(args.paths or _samples(args))
     if args.out:  # neither an image nor the model's run is ever replaced by the results, not even with --overwrite
         from ..engine.run import run_inputs
 
         given = [*inputs.files, *run_inputs(args.checkpoint or args.onnx or args.weights)]
     writer = open_writer(args.out, args.top_k, overwrite=args.overwrite, inputs=given) if args.out else None
     predictor = predictor_from(args)
+    if not args.paths:
+        _say_samples(predictor)
     results, bad, resized, complete = [], 0, 0, False
     bar = tqdm(total=len(inputs.files), unit="image", desc="predict", disable=len(inputs.files) <= args.batch_size)
     try:
@@ -149,3 +157,24 @@ def run_predict(args: argparse.Namespace) -> None:
         print(f"resnets predict: {done} images predicted; {', '.join(notes)}", file=sys.stderr)
     if done == 0:
         raise UserError(f"none of the {len(inputs.files)} files could be predicted; the reasons are above")
+
+
+def _samples(args: argparse.Namespace) -> list[str]:
+    """The package's sample images (one CIFAR-10 test image per class, named by its class), for predict without
+    paths; a non-CIFAR --model is refused here, before its weights are fetched."""
+    from ..weights.samples import check_cifar_network, sample_images
+
+    check_cifar_network(args.model, "samples")
+    return [str(file) for file in sample_images()]
+
+
+def _say_samples(predictor) -> None:
+    """For predict without paths: refuse a model that is not a CIFAR one, else say the package's samples are used."""
+    from ..weights.samples import SAMPLES, check_cifar_models
+
+    check_cifar_models([predictor.trained], "samples")
+    about = "one CIFAR-10 test image per class, each named by its class"
+    print(
+        f"resnets predict: no PATH given: predicting the package's sample images ({about}) in {SAMPLES}",
+        file=sys.stderr,
+    )

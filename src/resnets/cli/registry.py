@@ -26,8 +26,10 @@ def add_weights_source(p: argparse.ArgumentParser, what: str) -> None:
     the normalisation flags for those that carry none."""
     p.add_argument("--weights", help=f"{what}: a .pth/.th/.safetensors file or a release tag (with --model)")
     p.add_argument("--model", help="with --weights: the network to build (see `resnets list`)")
-    p.add_argument("--shortcut", choices=("A", "B", "C"), help="with --weights: shortcut option of Sec. 3.3")
-    p.add_argument("--stride-on", choices=("1x1", "3x3"), help="with --weights: bottleneck conv that subsamples")
+    from ..models.blocks import SHORTCUTS, STRIDE_ON
+
+    p.add_argument("--shortcut", choices=SHORTCUTS, help="with --weights: shortcut option of Sec. 3.3")
+    p.add_argument("--stride-on", choices=STRIDE_ON, help="with --weights: bottleneck conv that subsamples")
     add_normalization(p)
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import types
-import typing
 
 from ..core.errors import UserError
+from .flags import add_config_flags, shown_value
 from .registry import command
 
 # The argument groups of `resnets train --help`, in this order; each TrainConfig field names its group.
@@ -31,55 +30,20 @@ def _add_train(p: argparse.ArgumentParser) -> None:
         "multiplies --lr and --warmup-lr by k and divides --iters by k, unless those are given too."
     )
     values = recipe_values(TrainConfig.recipe)
-    groups = {name: p.add_argument_group(name, about) for name, about in GROUPS.items()}
-    for f in dataclasses.fields(TrainConfig):
-        add_config_flag(groups[f.metadata["group"]], f, _default(f, TrainConfig.recipe, values))
+    groups = add_config_flags(
+        p, TrainConfig, GROUPS, functools.partial(_default, recipe=TrainConfig.recipe, values=values)
+    )
     run = groups["run"]
     run.add_argument("--resume", action="store_true", help="continue the run in --out from its newest valid checkpoint")
     run.add_argument("--force", action="store_true", help="replace a config.json in --out that no resnets run wrote")
-
-
-def add_config_flag(parser, f: dataclasses.Field, default: str | None) -> None:
-    """The --flag of TrainConfig field `f` (its type, choices and help from the field); `default` words its default
-    (None: the help says what unset means)."""
-    from ..training.config import TrainConfig, flag
-
-    hint = typing.get_type_hints(TrainConfig)[f.name]
-    union = isinstance(hint, types.UnionType)
-    kind = [a for a in typing.get_args(hint) if a is not type(None)][0] if union else hint
-    text = f.metadata["help"] + (f" (default: {default})" if default else "")
-    text = text.replace("%", "%%")  # argparse formats help with %
-    choices = f.metadata["choices"] or None
-    if kind is bool:
-        parser.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=text)
-    elif typing.get_origin(kind) is tuple:
-        parse = functools.partial(_items, item=typing.get_args(kind)[0])
-        parser.add_argument(flag(f.name), type=parse, default=None, metavar="A,B,...", help=text)
-    else:
-        metavar = None if choices else {int: "N", float: "X"}.get(kind, f.name.upper())
-        parser.add_argument(flag(f.name), type=kind, default=None, choices=choices, metavar=metavar, help=text)
 
 
 def _default(f: dataclasses.Field, recipe: str, values: dict) -> str | None:
     """The value of `recipe` (whose TOML `values` are given) where it sets the field, else the field's default."""
     if f.default in (None, "") and f.name not in values:
         return None
-    value = values.get(f.name, f.default)
-    if isinstance(value, bool):
-        shown = "on" if value else "off"
-    elif isinstance(value, (list, tuple)):
-        shown = ",".join(map(str, value))
-    else:
-        shown = str(value)
+    shown = shown_value(values.get(f.name, f.default))
     return f"{shown}, the {recipe} recipe's" if f.name in values else shown
-
-
-def _items(text: str, item: type) -> list:
-    """A comma-separated list of `item`s, e.g. --milestones 0.5,0.75."""
-    try:
-        return [item(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of {item.__name__}s") from None
 
 
 @command("train", _add_train)

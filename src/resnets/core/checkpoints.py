@@ -26,7 +26,8 @@ def checksum(value: Any) -> str:
         if isinstance(v, torch.Tensor):
             t = v.detach().cpu().contiguous()
             digest.update(f"T{t.dtype}{tuple(t.shape)}".encode())
-            digest.update(t.reshape(-1).view(torch.uint8).numpy())
+            # numpy's stubs declare ndarray.__buffer__ for Python 3.12+ only; the array is a buffer on 3.10+ too
+            digest.update(t.reshape(-1).view(torch.uint8).numpy())  # type: ignore[arg-type]
         elif isinstance(v, dict):
             for k in sorted(v, key=str):
                 digest.update(f"K{k!r}".encode())

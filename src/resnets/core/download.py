@@ -6,7 +6,7 @@ import hashlib
 import http.client
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import closing
 from pathlib import Path
 
@@ -44,7 +44,7 @@ def download(
         raise UserError(f"cannot write {dest} ({e}); choose a writable folder") from None
 
 
-def _chunks(url: str, *, what: str, fix: str, progress: bool) -> Iterator[bytes]:
+def _chunks(url: str, *, what: str, fix: str, progress: bool) -> Generator[bytes, None, None]:
     """The body of `url`, chunk by chunk, with a progress bar in bytes; a network failure is a one-line UserError."""
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT) as response:

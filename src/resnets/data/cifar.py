@@ -61,11 +61,11 @@ def read_cifar10(folder: Path, split: str, classes: list[str] | None = None) -> 
             raise UserError(f"{path} is not a CIFAR-10 batch (uint8 'data' [N, 3072] and N 'labels'); {HAND_DOWNLOAD}")
         images.append(data.reshape(-1, 3, 32, 32))  # rows hold the red, green, blue planes, each row-major 32x32
         labels.append(batch_labels)
-    pixels, labels = torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
+    pixels, targets = torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
     if classes is None:
-        return ImageSet(pixels, labels, names)
+        return ImageSet(pixels, targets, names)
     as_model = torch.tensor(model_labels(names, classes, folder), dtype=torch.long)
-    return ImageSet(pixels, as_model[labels], classes)
+    return ImageSet(pixels, as_model[targets], classes)
 
 
 def default_cifar10() -> Path:
@@ -97,7 +97,9 @@ def _extract(archive: Path, root: Path) -> None:
                 if member.isfile() and parts[:1] == (CIFAR10_FOLDER,):  # regular files only: no links, no devices
                     dest = tmp.joinpath(*parts)
                     dest.parent.mkdir(parents=True, exist_ok=True)
-                    with tar.extractfile(member) as src, open(dest, "wb") as dst:
+                    source = tar.extractfile(member)
+                    assert source is not None  # None for links and devices only
+                    with source as src, open(dest, "wb") as dst:
                         shutil.copyfileobj(src, dst)
         if not (tmp / CIFAR10_FOLDER).is_dir():
             raise UserError(f"{archive} has no {CIFAR10_FOLDER} folder; delete it and {HAND_DOWNLOAD}")

@@ -107,6 +107,7 @@ def decode_files(
                     raise BadImage(error)
                 bad.append(error)
                 continue
+            assert image is not None  # a result is (image, None) or (None, error)
             images.append(image)
             kept.append(i)
     if not images:

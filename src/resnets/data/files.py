@@ -79,7 +79,7 @@ def open_split(
     data: str | Path,
     split: str = "train",
     *,
-    labels_file: Path | None = None,
+    labels_file: str | Path | None = None,
     classes: list[str] | None = None,
     decode_cache: bool = False,
     cache_dir: Path | None = None,

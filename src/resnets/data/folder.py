@@ -25,7 +25,9 @@ class FolderScan:
     ignored: list[Path]
 
 
-def scan_split(root: Path, split: str, labels_file: Path | None = None, classes: list[str] | None = None) -> FolderScan:
+def scan_split(
+    root: Path, split: str, labels_file: str | Path | None = None, classes: list[str] | None = None
+) -> FolderScan:
     """List the images of ROOT/<split>/<class>/, or of a flat ROOT/<split>/ labelled by `labels_file`.
 
     Labels index `classes`, the model's class list when a model is evaluated: only ROOT/<split> is read, a class

@@ -25,7 +25,13 @@ class InMemoryReading:
     validation_view = "full"
 
     def read(
-        self, data: str | Path, split: str, *, labels_file: Path | None = None, decode_cache: bool = False, **options
+        self,
+        data: str | Path,
+        split: str,
+        *,
+        labels_file: str | Path | None = None,
+        decode_cache: bool = False,
+        **options,
     ) -> ImageSet | ImageFiles:
         """`split` in memory; a flat folder named by a labels file is read image by image, as it has no classes.
 
@@ -48,7 +54,13 @@ class OnDemandReading:
     validation_view = "center"  # the 224 centre crop of the 256 resize
 
     def read(
-        self, data: str | Path, split: str, *, labels_file: Path | None = None, decode_cache: bool = False, **options
+        self,
+        data: str | Path,
+        split: str,
+        *,
+        labels_file: str | Path | None = None,
+        decode_cache: bool = False,
+        **options,
     ) -> ImageSet | ImageFiles:
         """`split`'s files, decoded on demand (or once into the decode cache); `options` as InMemoryReading.read's."""
         return open_split(data, split, labels_file=labels_file, decode_cache=decode_cache, **options)

@@ -37,7 +37,7 @@ def scale_crop_flip(
     low, high = scale_range
     u0, u1, u2, u3 = (float(v) for v in u)
     shorter = min(low + math.floor(u0 * (high - low + 1)), high)  # a uniform integer in [low, high]
-    size = shorter_side_size(*image.shape[1:], shorter)
+    size = shorter_side_size(image.shape[1], image.shape[2], shorter)
     resized = resize(image, size)
     y = min(math.floor(u1 * (size[0] - crop + 1)), size[0] - crop)
     x = min(math.floor(u2 * (size[1] - crop + 1)), size[1] - crop)

@@ -23,7 +23,7 @@ class C4Trunk(nn.Module):
                 f"with {len(resnet.stages)} stages; choose e.g. resnet18 .. resnet152"
             )
         self.conv1, self.bn1, self.relu, self.maxpool = resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool
-        self.layer1, self.layer2, self.layer3 = resnet.layer1, resnet.layer2, resnet.layer3
+        self.layer1, self.layer2, self.layer3 = resnet.stages[:3]
         self.out_channels = resnet.feature_channels[2]
         self.stride = resnet.feature_strides[2]
 

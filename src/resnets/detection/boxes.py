@@ -35,7 +35,7 @@ class BoxCoder:
     """Encodes a box relative to a reference box as (dx, dy, dw, dh), scaled by `weights` (Sec. 3.1.2 of
     Faster R-CNN; the head's weights (10, 10, 5, 5) are py-faster-rcnn's BBOX_NORMALIZE_STDS inverted)."""
 
-    def __init__(self, weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)):
+    def __init__(self, weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)):  # four: (wx, wy, ww, wh)
         self.weights = weights
 
     def encode(self, boxes: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:

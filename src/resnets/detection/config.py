@@ -10,11 +10,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import UserError
-from ..engine.settings import DEVICES, PRECISIONS, RUN_MECHANICS, check_unchanged, flag, refuse_change, typed
+from ..core.settings import (
+    DEVICES,
+    PRECISIONS,
+    check_fields,
+    check_milestones,
+    check_unchanged,
+    flag,
+    refuse_change,
+    setting,
+    typed,
+)
+from ..engine.run import RUN_MECHANICS
 from ..models.blocks import STRIDE_ON
 
 POOLERS = ("roi_pool", "roi_align")
 # Settings that count something (at least 1), and IoU thresholds (in [0, 1]).
+COUNTS: tuple[str, ...]
 COUNTS = ("num_classes", "min_size", "max_size", "rpn_batch_size", "roi_batch_size", "pooler_resolution")
 COUNTS += ("rpn_pre_nms_train", "rpn_post_nms_train", "rpn_pre_nms_test", "rpn_post_nms_test", "detections_per_image")
 IOUS = ("rpn_fg_iou", "rpn_bg_iou", "roi_fg_iou", "roi_bg_iou_low", "roi_bg_iou_high", "test_score_threshold")
@@ -138,40 +150,47 @@ OWN_FLAGS = ("backbone", "num_classes", "stride_on", "pooler", "min_size", "max_
 class DetectionTrainConfig:
     """One detection training run; the defaults are a short fine-tuning, the recipe detection-voc-paper the paper's."""
 
-    data: str = ""  # a VOC, labelImg or COCO folder
-    split: str = "train"
-    out: str = ""
-    backbone: str = "resnet101"
-    backbone_weights: str | None = None  # a run folder of `resnets train`, a weights file, or 'torchvision-v1'
-    stride_on: str | None = None
-    pooler: str = "roi_pool"  # the paper's RoI pooling, or 'roi_align'
-    min_size: int = 600  # shorter side in pixels (py-faster-rcnn SCALES)
-    max_size: int = 1000  # longer side at most (MAX_SIZE)
-    flip: bool = True  # horizontal flips, each image with probability 1/2
-    model: dict[str, Any] = field(default_factory=dict)  # any other FasterRCNNConfig field (e.g. rpn_post_nms_test)
+    data: str = setting("", "data", "a PASCAL VOC folder, a labelImg folder (image + same-name .xml) or a COCO folder")
+    split: str = setting("train", "data", "the training split (VOC: ImageSets/Main/SPLIT.txt)")
+    out: str = setting("", "run", "the run folder for checkpoints, config.json and metrics.csv (required)")
+    backbone: str = setting("resnet101", "model", "the zoo's network for the trunk (see `resnets list`)")
+    backbone_weights: str | None = setting(
+        None,
+        "model",
+        "a `resnets train` run folder, a weights file or torchvision-v1; unset: a random trunk, trained with its BN "
+        "(frozen_bn=false, freeze_at=0) unless --set says otherwise",
+    )
+    stride_on: str | None = setting(None, "model", "bottleneck conv that subsamples; unset: the trunk's", STRIDE_ON)
+    pooler: str = setting("roi_pool", "model", "RoI pooling (the paper's) or RoIAlign", POOLERS)
+    min_size: int = setting(600, "data", "shorter side of the training images in pixels (py-faster-rcnn SCALES)")
+    max_size: int = setting(1000, "data", "longer side at most (MAX_SIZE)")
+    flip: bool = setting(True, "data", "random horizontal flips, each image with probability 1/2")
+    # Any other FasterRCNNConfig field (e.g. rpn_post_nms_test), given as --set FIELD=VALUE.
+    model: dict[str, Any] = field(default_factory=dict, metadata={"flag": False})
     # SGD as py-faster-rcnn: lr 0.001, momentum 0.9; the ResNet paper's weight decay 1e-4.
-    images_per_batch: int = 1  # the global batch: under torchrun split evenly over the processes
-    iters: int = 20000
-    lr: float = 0.001
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    milestones: tuple[float, ...] = (0.75,)  # fractions of iters where the lr is multiplied by lr_decay
-    lr_decay: float = 0.1
-    skip_bad_images: bool = False
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"  # bf16 where the hardware has it (GPU, AVX512-BF16 / AMX CPUs), else fp32
-    channels_last: bool = True
-    checkpoint_every: int = 500  # iterations between two last.pt writes
-    checkpoint_minutes: float = 10.0  # also write last.pt this often (pre-emptible machines)
-    log_every: int = 10
+    images_per_batch: int = setting(1, "schedule", "images per SGD step, over all processes (as py-faster-rcnn)")
+    iters: int = setting(20000, "schedule", "SGD iterations")
+    lr: float = setting(0.001, "schedule", "base learning rate")
+    momentum: float = setting(0.9, "schedule", "SGD momentum")
+    weight_decay: float = setting(1e-4, "schedule", "L2 weight decay")
+    milestones: tuple[float, ...] = setting(
+        (0.75,), "schedule", "fractions of --iters at which the lr is multiplied by --lr-decay"
+    )
+    lr_decay: float = setting(0.1, "schedule", "factor the lr is multiplied by at a milestone, in (0, 1]")
+    skip_bad_images: bool = setting(False, "data", "skip bad images and boxes, counted, instead of stopping")
+    seed: int = setting(0, "run", "seed of the image order, flips and samples")
+    device: str = setting("auto", "precision and speed", "where to train; auto: cuda if there is a GPU", DEVICES)
+    precision: str = setting(
+        "auto", "precision and speed", "autocast; auto: bf16 where the hardware has it, else fp32", PRECISIONS
+    )
+    channels_last: bool = setting(True, "precision and speed", "NHWC memory format")
+    checkpoint_every: int = setting(500, "run", "iterations between two last.pt writes")
+    checkpoint_minutes: float = setting(10.0, "run", "also write last.pt this often (pre-emptible machines)")
+    log_every: int = setting(10, "run", "iterations per metrics.csv row")
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(DetectionTrainConfig)
-        for f in dataclasses.fields(self):
-            if f.name != "model":  # checked setting by setting, against FasterRCNNConfig's fields
-                setattr(self, f.name, typed(getattr(self, f.name), hints[f.name], flag(f.name)))
-        self.model = model_settings(self.model)
+        check_fields(self)
+        self.model = model_settings(self.model)  # checked setting by setting, against FasterRCNNConfig's fields
         for name in ("images_per_batch", "iters", "checkpoint_every", "log_every", "min_size", "max_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"{flag(name)} {getattr(self, name)} must be a positive integer")
@@ -184,13 +203,7 @@ class DetectionTrainConfig:
                 raise UserError(f"{flag(name)} {getattr(self, name)} must be at least 0")
         if not 0 <= self.momentum < 1 or not 0 < self.lr_decay <= 1:
             raise UserError(f"momentum {self.momentum} must be in [0, 1) and lr_decay {self.lr_decay} in (0, 1]")
-        if any(not 0 < m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
-            shown = ",".join(map(str, self.milestones))
-            raise UserError(f"--milestones {shown} must be increasing fractions of --iters in (0, 1)")
-        for name, choices in (("device", DEVICES), ("precision", PRECISIONS), ("stride_on", (None, *STRIDE_ON))):
-            if getattr(self, name) not in choices:
-                shown = ", ".join(c for c in choices if c)
-                raise UserError(f"{flag(name)} {getattr(self, name)!r} is not one of {shown}")
+        check_milestones(self.milestones)
         self.detector(1)  # every model setting in its range, before any data is read
 
     def detector(self, num_classes: int) -> FasterRCNNConfig:

@@ -133,7 +133,8 @@ def coco_map(detections: list[dict], dataset: DetectionSet) -> tuple[float, floa
     except ImportError:
         raise UserError("map_50 and map need pycocotools: pip install 'resnets[detection]'") from None
     ids = {str(a.image_id): i for i, a in enumerate(dataset.annotations)}
-    images, objects = [], []
+    images: list[dict[str, Any]] = []
+    objects: list[dict[str, Any]] = []
     for i, a in enumerate(dataset.annotations):
         images.append({"id": i, "width": a.width, "height": a.height})
         for box, label, hard in zip(dataset.continuous(a.boxes), a.labels, a.difficult):
@@ -152,7 +153,8 @@ def coco_map(detections: list[dict], dataset: DetectionSet) -> tuple[float, floa
         return math.nan, math.nan
     truth = CocoApi()
     categories = [{"id": k, "name": n} for k, n in enumerate(dataset.classes)]
-    truth.dataset = {"images": images, "annotations": objects, "categories": categories}
+    # types-pycocotools' TypedDicts require file_name, segmentation and supercategory, which bbox scoring never reads
+    truth.dataset = {"images": images, "annotations": objects, "categories": categories}  # type: ignore[typeddict-item]
     index = {n: k for k, n in enumerate(dataset.classes)}
     results = []
     for d in detections:

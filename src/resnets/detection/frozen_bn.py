@@ -12,6 +12,11 @@ class FrozenBatchNorm2d(nn.Module):
     Its state dict has BatchNorm2d's keys, so weights of the trainable layer load into it unchanged.
     """
 
+    weight: torch.Tensor
+    bias: torch.Tensor
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+
     def __init__(self, num_features: int, eps: float = 1e-5):
         super().__init__()
         self.eps = eps
@@ -34,6 +39,8 @@ class FrozenBatchNorm2d(nn.Module):
 def freeze_batchnorm(module: nn.Module) -> nn.Module:
     """`module` with every BatchNorm2d replaced by a FrozenBatchNorm2d of its current statistics and affine."""
     if isinstance(module, nn.BatchNorm2d):
+        # pre-trained BN tracks running statistics (track_running_stats=False would leave them None)
+        assert module.running_mean is not None and module.running_var is not None
         frozen = FrozenBatchNorm2d(module.num_features, module.eps)
         frozen.weight.copy_(module.weight.detach())
         frozen.bias.copy_(module.bias.detach())

@@ -27,16 +27,19 @@ class FasterRCNN(nn.Module):
     State-dict keys: `trunk.*` (torchvision's conv1, bn1, layer1..layer3), `rpn.*`, `roi_heads.res5.*` (layer4).
     """
 
+    pixel_mean: torch.Tensor  # (1, 3, 1, 1) buffers
+    pixel_std: torch.Tensor
+
     def __init__(self, config: FasterRCNNConfig, backbone: ResNet, pixel_mean: torch.Tensor, pixel_std: torch.Tensor):
         super().__init__()
         self.config = config
         self.backbone_config = backbone.config
         backbone = copy.deepcopy(backbone)
         if config.frozen_bn:
-            backbone = freeze_batchnorm(backbone)
+            freeze_batchnorm(backbone)  # in place: the ResNet itself comes back, its BatchNorm2d layers replaced
         self.trunk = C4Trunk(backbone)
         self.rpn = RPN(config, self.trunk.out_channels, self.trunk.stride)
-        self.roi_heads = Res5ROIHeads(config, backbone.layer4, backbone.feature_channels[3], self.trunk.stride)
+        self.roi_heads = Res5ROIHeads(config, backbone.stages[3], backbone.feature_channels[3], self.trunk.stride)
         for module in self._frozen():
             module.requires_grad_(False)
         self.register_buffer("pixel_mean", pixel_mean.reshape(1, 3, 1, 1).float())

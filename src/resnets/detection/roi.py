@@ -66,7 +66,7 @@ def roi_align(
         (y0, y_1, wy0, wy1) = _linear(ys, h, y_used)
         (x0, x_1, wx0, wx1) = _linear(xs, w, x_used)
         base = rois[start:end, 0].long().to(input.device)[:, None, None, None, None] * (h * w)
-        total = 0
+        total: torch.Tensor | int = 0
         for yi, wy in ((y0, wy0), (y_1, wy1)):
             for xi, wx in ((x0, wx0), (x_1, wx1)):
                 index = base + yi[:, :, :, None, None] * w + xi[:, None, None, :, :]  # (k, PH, mh, PW, mw)
@@ -74,6 +74,7 @@ def roi_align(
                 values = flat.index_select(0, index.reshape(-1)).view(*index.shape, c)
                 total = total + values * weight[..., None]
         count = (gh * gw).clamp(min=1).to(input.dtype)[:, None, None, None]
+        assert isinstance(total, torch.Tensor)  # the four corners above were added
         pooled = total.sum((2, 4)) / count  # (k, PH, PW, C)
         out.append(pooled.permute(0, 3, 1, 2))
     return torch.cat(out).contiguous()

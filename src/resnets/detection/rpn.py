@@ -16,6 +16,8 @@ from .sampling import IGNORE, match, sample
 class RPN(nn.Module):
     """A 3x3 conv and ReLU on the stride-16 map, then per anchor one objectness logit and four box deltas."""
 
+    cell: torch.Tensor  # the anchors of one position (A, 4), a buffer
+
     def __init__(self, config: FasterRCNNConfig, in_channels: int, stride: int):
         super().__init__()
         self.config = config
@@ -26,6 +28,7 @@ class RPN(nn.Module):
         self.deltas = nn.Conv2d(channels, 4 * config.num_anchors, 1)
         for layer in (self.conv, self.objectness, self.deltas):  # py-faster-rcnn: gaussian, std 0.01, zero bias
             nn.init.normal_(layer.weight, std=0.01)
+            assert layer.bias is not None  # nn.Conv2d's default bias=True
             nn.init.zeros_(layer.bias)
         self.register_buffer("cell", cell_anchors(config.anchor_sizes, config.anchor_ratios), persistent=False)
         self.coder = BoxCoder(config.rpn_box_weights)

@@ -23,7 +23,7 @@ from ..engine.schedule import learning_rate, milestones_passed
 from ..engine.trainer import FORCE_HINT, Engine, train_run
 from .config import DetectionTrainConfig, check_same_run
 from .data import DetectionSet, load_detection_split
-from .model import KIND, faster_rcnn, rebuild
+from .model import KIND, FasterRCNN, faster_rcnn, rebuild
 from .transforms import flip_boxes, resize_image, resize_scale, resized_size
 
 LOSSES = ("rpn_cls", "rpn_box", "cls", "box")
@@ -59,6 +59,7 @@ class DetectionTrainer(Engine):
 
     command = "resnets detect train"
     kind = KIND
+    model: FasterRCNN
 
     @staticmethod
     def parse_config(values: dict) -> DetectionTrainConfig:
@@ -114,7 +115,8 @@ class DetectionTrainer(Engine):
             )
         self.model.to(self.device).train()
         if config.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            # torch's stubs list no memory_format for Module.to, which takes it (and returns the module)
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if self.group.active and not self.model.config.frozen_bn:
             # BN that trains normalises over the global batch: 1 or 2 images per process are too few for its
             # statistics, and with them N processes compute what one does.

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -14,6 +15,7 @@ from torch import nn
 from ..core.runtime import resolve_device
 
 TORCHRUN_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
+M = TypeVar("M", bound=nn.Module)
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class Group:
         extremes = torch.tensor([-value, value], device=self.device)
         if self.active:
             dist.all_reduce(extremes, op=dist.ReduceOp.MAX)
-        return -extremes[0].item(), extremes[1].item()
+        return -int(extremes[0].item()), int(extremes[1].item())
 
     def data_parallel(self, model: nn.Module) -> nn.Module:
         """`model` in DistributedDataParallel (gradients averaged over ranks) when others take part, else itself."""
@@ -115,8 +117,9 @@ def process_group(device: str = "auto") -> Iterator[Group]:
         dist.destroy_process_group()
 
 
-def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
-    """`model` with every BatchNorm2d normalising over the global batch of all ranks (for `--sync-bn`).
+def sync_batchnorm(model: M, device: torch.device) -> M:
+    """`model` with every BatchNorm2d normalising over the global batch of all ranks (for `--sync-bn`), converted in
+    place: the model itself comes back.
 
     CUDA gets torch's fused SyncBatchNorm; torch's has no CPU kernels, so other devices get GlobalBatchNorm2d.
     """
@@ -166,6 +169,8 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
 
     @torch.no_grad()
     def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: torch.Tensor) -> None:
+        # BatchNorm registers these buffers when track_running_stats, the one case that calls this
+        assert self.num_batches_tracked is not None and self.running_mean is not None and self.running_var is not None
         self.num_batches_tracked += 1
         momentum = 1 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
         self.running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)

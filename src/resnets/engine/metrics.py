@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..core.atomic import atomic_write
@@ -39,7 +40,7 @@ class MetricsLog:
                 raise UserError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
             self.tensorboard = SummaryWriter(str(run / "tensorboard"))
 
-    def write(self, row: dict[str, float | int | None]) -> None:
+    def write(self, row: Mapping[str, float | int | None]) -> None:
         """Append one evaluation's row (missing values stay empty)."""
         with self.path.open("a", newline="") as f:
             csv.DictWriter(f, self.columns).writerow({k: ("" if row.get(k) is None else row[k]) for k in self.columns})

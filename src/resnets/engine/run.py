@@ -16,6 +16,11 @@ from .sessions import SESSIONS_FILE
 
 CONFIG_FILE = "config.json"
 RUN_FILES = (LAST, BEST, FINAL, METRICS_FILE, SESSIONS_FILE)  # what a run may write beside its config.json
+# Run mechanics every trainer shares: settings that may differ between the sessions of one run (a GPU here, a CPU
+# there, the data in another folder); every other setting makes the run what it is. Each task adds its own.
+RUN_MECHANICS = frozenset(
+    {"data", "out", "device", "precision", "channels_last", "log_every", "skip_bad_images", "checkpoint_minutes"}
+)
 
 
 def config_path(run: str | Path) -> Path:

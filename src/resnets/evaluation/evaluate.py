@@ -318,7 +318,7 @@ class _Scores:
         start = time.perf_counter()
         x = crops.to(self.device, non_blocking=True)
         owners = owners.to(self.device)
-        probs = 0
+        probs: torch.Tensor | int = 0
         for m in models:
             inputs = normalize(x, m.mean, m.std)
             if channels_last:
@@ -333,6 +333,7 @@ class _Scores:
                     file=sys.stderr,
                 )
             probs = probs + logits.float().softmax(1)  # averaged as probabilities, not logits (Table 5)
+        assert isinstance(probs, torch.Tensor)  # an ensemble has one model at least
         if name not in self.sums:
             self.sums[name] = torch.zeros(self.count, probs.shape[1], device=self.device)
         self.sums[name].index_add_(0, owners, probs)

@@ -33,6 +33,7 @@ def load_models(
         raise UserError("evaluate needs --checkpoint RUN (repeat it for an ensemble) or --weights FILE --model NAME")
     trained = [load_trained(path) for path in checkpoints]
     if weights is not None:
+        assert model is not None  # check_model_flags: --weights comes with --model
         try:
             trained.append(pretrained_model(model, weights, normalization, **options))
         except ValueError as e:
@@ -110,7 +111,11 @@ def evaluate_models(
         _warn_if_upsampled(list(made), min(source.images.shape[-2:]), resize, scales)
     _check_outputs(models, names, data, len(source.classes))
     target = resolve_device(device)
-    members = [Member(m.model.to(target, memory_format=torch.channels_last), m.pixel_mean, m.pixel_std) for m in models]
+    members: list[Member] = []
+    for m in models:
+        # torch's stubs list no memory_format for Module.to, which takes it
+        model = m.model.to(target, memory_format=torch.channels_last)  # type: ignore[call-overload]
+        members.append(Member(model, m.pixel_mean, m.pixel_std))
     if workers is None:  # an in-memory set is cut here; image files are decoded by worker processes
         workers = 0 if isinstance(source, ImageSet) else default_workers()
     result = evaluate_views(

@@ -54,6 +54,7 @@ def load_predictor(
     if checkpoint is not None:
         trained, source = load_trained(checkpoint), str(checkpoint)
     else:
+        assert model is not None and weights is not None  # the one source given, with --model (check_model_flags)
         try:
             trained = pretrained_model(model, weights, normalization, **(options or {}))
         except ValueError as e:

@@ -70,7 +70,8 @@ def export_onnx(
     import onnx
 
     check_opset(opset)
-    model = trained.model.cpu().float().eval().to(memory_format=torch.contiguous_format)
+    # torch's stubs list no memory_format for Module.to, which takes it (and returns the module)
+    model = trained.model.cpu().float().eval().to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     h, w = input_size(trained)
     batch = CHECK_BATCH if dynamic_batch else 1
     if images is None:
@@ -144,6 +145,7 @@ def _export(model: torch.nn.Module, shape: tuple[int, ...], names: list[str], op
             raise UserError(f"ONNX export needs {e.name or 'onnx'}: pip install 'resnets[deploy]'") from None
         except Exception as e:  # the exporter raises many kinds; one line is what a user can act on
             raise UserError(f"ONNX export failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from None
+    assert program is not None  # None comes from the TorchScript exporter (dynamo=False) only
     return program.model_proto
 
 

@@ -7,12 +7,14 @@ test views and normalisation) works on it unchanged.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
 
 from ..core.errors import UserError
 from ..data.paths import what_is
+from ..models import ResNet
 from ..weights.files import Metadata, TrainedModel, checked_classes, checked_normalisation
 from .metadata import FORMAT
 
@@ -71,4 +73,5 @@ def load_onnx(path: Path) -> TrainedModel:
     model = OnnxModel(session, str(path), precision)
     mean, std = meta.tensor("mean", "mean_shape"), meta.tensor("std", optional=True)
     mean, std = checked_normalisation(path, mean, std, size=model.size, keys=("mean", "std"))
-    return TrainedModel(meta.text("model_name"), model, mean, classes, meta.train_config("train_config"), std)
+    network = cast(ResNet, model)  # an OnnxModel stands in for the network: Predictor only calls it (see above)
+    return TrainedModel(meta.text("model_name"), network, mean, classes, meta.train_config("train_config"), std)

@@ -93,7 +93,8 @@ class Predictor:
         self.labels = [display_name(c) for c in self.classes]
         model = trained.model.to(self.device).eval()
         if channels_last:
-            model = model.to(memory_format=torch.channels_last)
+            # torch's stubs list no memory_format for Module.to, which takes it (and returns the module)
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.member = Member(model, trained.pixel_mean, trained.pixel_std)
         self.warned = False  # about non-finite outputs, once
 

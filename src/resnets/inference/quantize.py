@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ CALIBRATION_BATCH = 8  # crops per calibration run
 # that to 32 crops' (about 3 GB for ResNet-50 at 224 pixels). MinMax ranges do not depend on the grouping.
 MERGE_EVERY = 4
 CHUNK = 256  # images decoded and scored at once when the graphs are compared
-SETTINGS = {
+SETTINGS: dict[str, Any] = {  # also the graph's metadata, as JSON
     "tool": "onnxruntime.quantization.quantize_static after quant_pre_process",
     "quant_format": "QDQ",
     # uint8 activations: ONNX Runtime's x86 kernels fuse every U8S8 QDQ Conv and Add (QLinearConv, QLinearAdd, NHWC),
@@ -85,6 +86,7 @@ class Comparison:
         """One line of the figures, as export prints them."""
         if self.fp32_error is None:
             return f"int8 agrees with fp32 on {self.agreement:.2f}% of the {self.images} calibration images"
+        assert self.int8_error is not None  # measured with fp32_error
         return (
             f"top-1 error on {self.on} ({self.images} images): fp32 {self.fp32_error:.2f}%, int8 "
             f"{self.int8_error:.2f}% ({self.int8_error - self.fp32_error:+.2f} points); agreement {self.agreement:.2f}%"
@@ -167,10 +169,11 @@ def check_int8(
     scan = scan_split(folder.parent, folder.name, classes=fp32.classes)
     agree, right32, right8 = _top1_counts(fp32, int8, scan.files, torch.tensor(scan.labels))
     n = len(scan.files)
-    result = Comparison(str(check), n, 100 * agree / n, 100 * (1 - right32 / n), 100 * (1 - right8 / n))
-    if result.int8_error - result.fp32_error > max_drop:
+    fp32_error, int8_error = 100 * (1 - right32 / n), 100 * (1 - right8 / n)
+    result = Comparison(str(check), n, 100 * agree / n, fp32_error, int8_error)
+    if int8_error - fp32_error > max_drop:
         raise UserError(
-            f"int8 raises the top-1 error on {check} from {result.fp32_error:.2f}% to {result.int8_error:.2f}% "
+            f"int8 raises the top-1 error on {check} from {fp32_error:.2f}% to {int8_error:.2f}% "
             f"(more than --max-drop {max_drop:g} points); {out} was not written"
         )
     return result
@@ -207,7 +210,7 @@ def quantize_graph(fp32_file: Path, out: Path, inputs: list[np.ndarray], work: P
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
-        def __init__(self):
+        def __init__(self) -> None:
             self.batches: Iterator[np.ndarray] = iter(inputs)
 
         def get_next(self):

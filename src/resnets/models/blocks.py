@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -68,8 +70,10 @@ def make_shortcut(shortcut: str, in_channels: int, out_channels: int, stride: in
 class Block(nn.Module):
     """y = ReLU(F(x) + shortcut(x)) (Eq. 1-2); a plain block (`residual=False`) drops the addition."""
 
+    expansion: ClassVar[int]  # output channels per `planes`: 1 (basic) or 4 (bottleneck)
     residual: bool
     downsample: nn.Module | None
+    relu: nn.Module
 
     def residual_branch(self, x: torch.Tensor) -> torch.Tensor:
         """F(x): the stacked layers, ending in BN (before the addition and the last ReLU)."""

@@ -49,7 +49,7 @@ class Complexity:
 
 def _stage_modules(model: ResNet) -> list[tuple[str, list[nn.Module]]]:
     stem = [model.conv1, model.bn1]
-    stages = [(f"layer{i + 1}", [stage]) for i, stage in enumerate(model.stages)]
+    stages: list[tuple[str, list[nn.Module]]] = [(f"layer{i + 1}", [stage]) for i, stage in enumerate(model.stages)]
     return [("stem", stem), *stages, ("head", [model.fc])]
 
 
@@ -59,6 +59,7 @@ def _macs_hook(costs: StageCost):
             kh, kw = module.kernel_size
             costs.macs += output[0].numel() * (module.in_channels // module.groups) * kh * kw
         else:
+            assert isinstance(module, nn.Linear)  # `measure` hooks Conv2d and Linear layers only
             costs.macs += module.in_features * module.out_features
 
     return hook

@@ -125,7 +125,8 @@ class ResNet(nn.Module):
         self.num_features = in_channels
 
         if config.features_only:
-            self.avgpool, self.fc = nn.Identity(), nn.Identity()
+            self.avgpool: nn.Module = nn.Identity()
+            self.fc: nn.Module = nn.Identity()
         else:
             self.avgpool = GlobalAvgPool()
             self.fc = nn.Linear(in_channels, config.num_classes)
@@ -146,8 +147,10 @@ class ResNet(nn.Module):
                 nn.init.zeros_(m.bias)
         if self.config.zero_init_residual:
             for m in self.modules():
-                if isinstance(m, Block):
-                    nn.init.zeros_((m.bn3 if isinstance(m, Bottleneck) else m.bn2).weight)
+                if isinstance(m, Bottleneck):
+                    nn.init.zeros_(m.bn3.weight)
+                elif isinstance(m, BasicBlock):
+                    nn.init.zeros_(m.bn2.weight)
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
         """conv1, BN, ReLU and (ImageNet stem) max pool."""

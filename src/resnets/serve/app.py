@@ -16,10 +16,10 @@ import json
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from importlib import resources
 
 import torch
@@ -32,27 +32,13 @@ from ..core.errors import UserError
 from ..data.decode import ImageError, read_rgb
 from ..evaluation.views import View, view_refusal
 from ..inference import Predictor
-from ..inference.predictor import TOP_K
 from .batching import Batcher
 from .budget import PixelBudget
+from .options import ServeSettings
 
 LOG = logging.getLogger("uvicorn.error")  # the server's own log (stderr)
 SETTINGS_ENV = "RESNETS_SERVE_SETTINGS"  # how `resnets serve --workers N` hands its settings to each worker process
 Upload = tuple[str, bytes]  # (file name, encoded image)
-
-
-@dataclass(frozen=True)
-class ServeSettings:
-    """Limits, timeouts and batching of the service."""
-
-    max_bytes: int = 10 * 1024 * 1024  # request body limit (413 past it)
-    max_pixels: int = 50_000_000  # pixels of one image, from its header: larger ones are refused before decoding
-    max_images: int = 64  # images in one request (413 past it)
-    max_decoded_pixels: int = 50_000_000  # decoded pixels held at once, over all requests (413 for a request past it)
-    max_batch: int = 32  # images per forward pass
-    batch_wait_ms: float = 2.0  # after the first image of a batch, how long to wait for more
-    top_k: int = TOP_K  # default classes per image (?top_k= overrides)
-    read_timeout_s: float = 30.0  # a request's head, and then its body, must arrive within it (408 for a body)
 
 
 def refusal(status: int, reason: str) -> HTTPException:
@@ -121,7 +107,7 @@ def public_info(info: dict) -> dict:
     return {**info, "source": os.path.basename(os.path.abspath(info["source"]))}
 
 
-async def _limited(request: Request, settings: ServeSettings) -> AsyncIterator[bytes]:
+async def _limited(request: Request, settings: ServeSettings) -> AsyncGenerator[bytes, None]:
     """The body's chunks as they arrive; 413 as soon as more than `max_bytes` came (or were announced), 408 when it
     has not all come within `read_timeout_s`."""
     length = request.headers.get("content-length", "")
@@ -177,9 +163,9 @@ def _pixels(name: str, data: bytes, max_pixels: int, view: View) -> int:
     if width * height > max_pixels:
         reason = f"{width}x{height} is {width * height} pixels, over --max-pixels {max_pixels}"
         raise HTTPException(413, f"{name}: too big to decode safely ({reason})")
-    reason = view_refusal(view, height, width)
-    if reason is not None:
-        raise HTTPException(413, f"{name}: too large for the view ({reason})")
+    too_large = view_refusal(view, height, width)
+    if too_large is not None:
+        raise HTTPException(413, f"{name}: too large for the view ({too_large})")
     return width * height
 
 
@@ -218,7 +204,7 @@ def _failure(name: str, result: torch.Tensor | BaseException) -> HTTPException |
     return None
 
 
-def _one_line(error: Exception) -> str:
+def _one_line(error: BaseException) -> str:
     """The error's message on one line, without the repr of an in-memory stream that Pillow puts in."""
     return re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(error)).replace("\n", " ")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +24,7 @@ class Batcher:
     """Queues images from concurrent requests; one task takes what waits (up to `max_batch`, waiting `wait_s` after
     the first for more) and runs `predict` on it in a worker thread, so the event loop keeps accepting requests."""
 
-    def __init__(self, predict: Callable[[list[torch.Tensor]], list[Any]], max_batch: int, wait_s: float):
+    def __init__(self, predict: Callable[[list[torch.Tensor]], Iterable[Any]], max_batch: int, wait_s: float):
         self.predict, self.max_batch, self.wait_s = predict, max_batch, wait_s
         self.stats = BatchStats()
         self.queue: asyncio.Queue[tuple[torch.Tensor, asyncio.Future]] = asyncio.Queue()

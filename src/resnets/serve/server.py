@@ -22,6 +22,7 @@ class HeadDeadline(H11Protocol):
     `read_timeout_s` (of its opening, or of its last response) is closed: uvicorn's keep-alive timer restarts at
     every byte, so a client that sends a byte a second would hold the connection for as long as it likes."""
 
+    config: ServeConfig  # ServeConfig is what installs this protocol
     deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import sys
-import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import UserError
 from ..core.runtime import default_workers
-from ..engine.run import write_config
-from ..engine.settings import DEVICES, PRECISIONS, RUN_MECHANICS, check_unchanged, flag, setting, typed
+from ..core.settings import (
+    DEVICES,
+    PRECISIONS,
+    check_fields,
+    check_milestones,
+    check_unchanged,
+    field_types,
+    flag,
+    setting,
+    typed,
+)
+from ..engine.run import RUN_MECHANICS, write_config
 from ..models import list_models, model_config
+from ..models.blocks import SHORTCUTS, STRIDE_ON
 from ..weights.releases import RELEASES
 
 if sys.version_info >= (3, 11):
@@ -48,13 +57,13 @@ class TrainConfig:
         "model",
         "Sec. 3.3 option: A zero-pads, B projects where shapes change, C projects always; unset: the "
         "model's (A on CIFAR, B on ImageNet)",
-        ("A", "B", "C"),
+        SHORTCUTS,
     )
     stride_on: str | None = setting(
         None,
         "model",
         "the bottleneck conv that subsamples: 1x1 (the paper's) or 3x3 (torchvision v1.5); unset: the model's",
-        ("1x1", "3x3"),
+        STRIDE_ON,
     )
     zero_init_residual: bool = setting(False, "model", "start each block's last BN scale at 0 (not in the paper)")
     weights: str | None = setting(
@@ -171,9 +180,7 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
-        hints = _hints()
-        for f in fields(self):
-            setattr(self, f.name, typed(getattr(self, f.name), hints[f.name], flag(f.name)))
+        check_fields(self)
         self.validate()
 
     def validate(self) -> None:
@@ -205,24 +212,19 @@ class TrainConfig:
             raise UserError(f"--lr-decay {self.lr_decay} must be in (0, 1]")
         if self.momentum >= 1:
             raise UserError(f"--momentum {self.momentum} must be below 1")
-        if any(not 0 < m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
-            shown = ",".join(map(str, self.milestones))
-            raise UserError(f"--milestones {shown} must be increasing fractions of --iters in (0, 1)")
+        check_milestones(self.milestones)
         if self.warmup_lr is not None and self.warmup_lr <= 0:
             raise UserError(f"--warmup-lr {self.warmup_lr} must be positive (or left out for no warm-up)")
         if not 0 < self.warmup_until_error <= 1:
             raise UserError(f"--warmup-until-error {self.warmup_until_error} must be a fraction in (0, 1]")
-        for f in fields(self):
-            value, choices = getattr(self, f.name), f.metadata["choices"]
-            if choices and value is not None and value not in choices:
-                raise UserError(f"{flag(f.name)} {value!r} is not one of {', '.join(choices)}")
         self._check_model()
         release = RELEASES.get(self.weights or "")
-        for name, value in release.options.items() if release else ():
-            if getattr(self, name) not in (None, value):
-                raise UserError(
-                    f"{flag(name)} {getattr(self, name)} conflicts with --weights {self.weights}: {release.about}"
-                )
+        if release is not None:
+            for name, value in release.options.items():
+                if getattr(self, name) not in (None, value):
+                    raise UserError(
+                        f"{flag(name)} {getattr(self, name)} conflicts with --weights {self.weights}: {release.about}"
+                    )
 
     def _check_model(self) -> None:
         """The model name and its options build a network: caught here, before any data is decoded."""
@@ -292,11 +294,6 @@ class TrainConfig:
         write_config(path, self.to_dict())
 
 
-@functools.cache
-def _hints() -> dict[str, Any]:
-    return typing.get_type_hints(TrainConfig)
-
-
 def _check_known(values: dict[str, Any], source: str) -> None:
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(values) - known)
@@ -313,7 +310,7 @@ def _typed(values: dict[str, Any], source: str) -> dict[str, Any]:
 def _recipe_value(name: str, value: Any, source: str, key: str) -> Any:
     """The recipe's `key = value` for field `name`, of the field's type; an error names the file and the key."""
     try:
-        return typed(value, _hints()[name], f"{key} =")
+        return typed(value, field_types(TrainConfig)[name], f"{key} =")
     except UserError as e:
         raise UserError(f"{source}: {e}") from None
 

@@ -119,8 +119,9 @@ class Trainer(Engine):
         self.pipeline = pipeline_for(config)  # CIFAR's or ImageNet's: chosen once, from `augmentation`
         with self.group.main_first():  # one process per node decodes, caches and downloads; the others read them
             self.data = prepare_data(config, self.pipeline, progress=self.is_main)
-            fine_tune = config.weights and not found
-            initial = pretrained_model(config.model, config.weights, **config.model_options()) if fine_tune else None
+            initial = None
+            if config.weights and not found:  # fine-tuning
+                initial = pretrained_model(config.model, config.weights, **config.model_options())
         self.sampler = EpochSampler(
             len(self.data.train), config.batch_size, config.seed, self.group.rank, self.group.world_size
         )
@@ -145,10 +146,12 @@ class Trainer(Engine):
         )
         self.model = ResNet(self.model_config)
         if initial is not None:
+            assert config.weights is not None  # initial weights come from --weights
             self.log(load_initial_weights(self.model, self.data, initial, config.weights))
         self.model.to(self.device)
         if config.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            # torch's stubs list no memory_format for Module.to, which takes it (and returns the module)
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if config.sync_bn and self.group.active:
             self.model = sync_batchnorm(self.model, self.device)
         self.use_optimizer(self.model.parameters(), config.momentum, config.weight_decay)
@@ -244,6 +247,7 @@ class Trainer(Engine):
             return None
         if not self.is_main:  # rank 0 validates the model it saves (without --sync-bn, BN buffers differ by rank)
             return self.group.from_main(math.nan)
+        assert self.data.mean is not None  # restored, brought by the initial weights or measured before training
         result = validation_error(
             self.model,
             val,
@@ -341,10 +345,10 @@ class Trainer(Engine):
         if not self._validated and val_error is not None:
             self._validated = True
             self._warn_if_validation_dominates(time.perf_counter() - started, span.seconds, span.steps)
-        if config.lr_schedule == "plateau" and self.plateau.update(
-            val_error, config.plateau_patience, config.plateau_min_delta
-        ):
-            self.log(f"val error stalled at {self.plateau.best:.2f}%: lr divided by {1 / config.lr_decay:g}")
+        if config.lr_schedule == "plateau":
+            assert val_error is not None  # a plateau schedule needs a validation set: checked when the run starts
+            if self.plateau.update(val_error, config.plateau_patience, config.plateau_min_delta):
+                self.log(f"val error stalled at {self.plateau.best:.2f}%: lr divided by {1 / config.lr_decay:g}")
         row = {
             "iteration": self.iteration,
             "lr": self._lr,

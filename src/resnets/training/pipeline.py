@@ -29,14 +29,20 @@ class CifarPipeline(InMemoryReading):
         """One split in memory; a run without --data downloads CIFAR-10 first (into resolve_config's folder)."""
         if Path(self.config.data) == default_cifar10() and find_cifar10(default_cifar10()) is None:
             download_cifar10(default_cifar10().parent, progress=progress)
-        return self.read(self.config.data, split, skip_bad_images=self.config.skip_bad_images, progress=progress)
+        images = self.read(self.config.data, split, skip_bad_images=self.config.skip_bad_images, progress=progress)
+        assert isinstance(images, ImageSet)  # read without a labels file: load_split's set in memory
+        return images
 
-    def mean(self, train: ImageSet, progress: bool = True) -> torch.Tensor:
+    def mean(self, train: ImageSet | ImageFiles, progress: bool = True) -> torch.Tensor:
         """The per-pixel mean of the training images (Sec. 4.2, "per-pixel mean subtracted")."""
+        assert isinstance(train, ImageSet)  # as `load` gives it
         return pixel_mean(train.images)
 
-    def batches(self, train: ImageSet, sampler: EpochSampler, mean, std, device: torch.device) -> CifarBatches:
+    def batches(
+        self, train: ImageSet | ImageFiles, sampler: EpochSampler, mean, std, device: torch.device
+    ) -> CifarBatches:
         """The whole set on the device, each batch augmented there."""
+        assert isinstance(train, ImageSet)  # as `load` gives it
         return CifarBatches(self.config, train, sampler, mean, std, device)
 
     @property
@@ -51,8 +57,8 @@ class ImageNetPipeline(OnDemandReading):
     def __init__(self, config: TrainConfig):
         self.config = config
 
-    def load(self, split: str, labels_file: str | None = None, progress: bool = True) -> ImageFiles:
-        """One split's files, decoded when asked for."""
+    def load(self, split: str, labels_file: str | None = None, progress: bool = True) -> ImageSet | ImageFiles:
+        """One split's files, decoded when asked for (an official CIFAR-10 folder is read in memory)."""
         c = self.config
         return self.read(
             c.data,
@@ -64,21 +70,24 @@ class ImageNetPipeline(OnDemandReading):
             progress=progress,
         )
 
-    def mean(self, train: ImageFiles, progress: bool = True) -> torch.Tensor:
+    def mean(self, train: ImageSet | ImageFiles, progress: bool = True) -> torch.Tensor:
         """The per-pixel mean of the training images' centre views (Sec. 3.4)."""
         c = self.config
         return center_pixel_mean(
             train, resize=c.test_resize, crop=c.crop_size, workers=c.decode_workers, progress=progress
         )
 
-    def batches(self, train: ImageFiles, sampler: EpochSampler, mean, std, device: torch.device) -> ImageNetBatches:
+    def batches(
+        self, train: ImageSet | ImageFiles, sampler: EpochSampler, mean, std, device: torch.device
+    ) -> ImageNetBatches:
         """Decoding and scale augmentation in DataLoader workers, colour noise and the mean on the device."""
         c = self.config
+        low, high = c.scale_range  # two sides: TrainConfig checks them
         loader = TrainLoader(
             train,
             sampler,
             c.seed,
-            scale_range=c.scale_range,
+            scale_range=(low, high),
             crop=c.crop_size,
             flip=c.flip,
             workers=c.decode_workers,

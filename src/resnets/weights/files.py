@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -270,7 +270,8 @@ class Normalization:
 
 def channel_normalization(mean: tuple[float, ...], std: tuple[float, ...] | None, about: str) -> Normalization:
     """Per-channel `mean` (and `std`), 3 values each on the [0, 1] scale of the inputs."""
-    mean_t, std_t = (None if v is None else torch.tensor(v, dtype=torch.float32).view(3, 1, 1) for v in (mean, std))
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    std_t = None if std is None else torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
     return Normalization(mean_t, std_t, about)
 
 
@@ -354,6 +355,10 @@ class Metadata:
             )
         return value
 
+    @overload
+    def text(self, key: str, optional: Literal[False] = False) -> str: ...
+    @overload
+    def text(self, key: str, optional: bool) -> str | None: ...
     def text(self, key: str, optional: bool = False) -> str | None:
         """The plain string under `key` (None if absent and `optional`)."""
         if self.props.get(key):
@@ -362,6 +367,10 @@ class Metadata:
             return None
         raise UserError(f"{self.file}: its metadata has no {key!r}; export it again with `resnets export`")
 
+    @overload
+    def tensor(self, key: str, shape_key: str | None = None, optional: Literal[False] = False) -> torch.Tensor: ...
+    @overload
+    def tensor(self, key: str, shape_key: str | None = None, *, optional: bool) -> torch.Tensor | None: ...
     def tensor(self, key: str, shape_key: str | None = None, optional: bool = False) -> torch.Tensor | None:
         """The finite numbers under `key` as a float32 tensor, of the shape stored under `shape_key` if given."""
         values = self.get(key, _numbers, "a list of finite numbers", optional)

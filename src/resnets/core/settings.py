@@ -1,9 +1,11 @@
-"""Typed settings, as both trainers' configurations declare them: a dataclass field per `--flag`, checked by type
-on every path in (flags, recipes, config.json), and the rule that a resumed run keeps what made it what it is."""
+"""Typed settings, as every command's configuration declares them: a dataclass field per `--flag` (its help, group
+and choices), checked by type on every path in (flags, recipes, config.json), and the rule that a resumed run keeps
+what made it what it is."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -16,21 +18,56 @@ from ..core.errors import UserError
 # The choice lists of the settings every command shares, defined once.
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-# Run mechanics every trainer shares: settings that may differ between the sessions of one run (a GPU here, a CPU
-# there, the data in another folder); every other setting makes the run what it is. Each task adds its own.
-RUN_MECHANICS = frozenset(
-    {"data", "out", "device", "precision", "channels_last", "log_every", "skip_bad_images", "checkpoint_minutes"}
-)
 
 
-def setting(default: Any, group: str, help: str, choices: tuple[str, ...] = ()) -> Any:
-    """A TrainConfig field: its default and what its `--flag` shows, a one-line help, a group and fixed choices."""
-    return dataclasses.field(default=default, metadata={"help": help, "group": group, "choices": choices})
+def setting(
+    default: Any, group: str, help: str, choices: tuple[str, ...] = (), within: tuple[float, float | None] | None = None
+) -> Any:
+    """A settings field: its default, and what its `--flag` shows: a one-line help, a group, fixed choices, and the
+    range its numbers must be in (`within`: low, high or None for no bound; NaN and infinity are outside)."""
+    metadata = {"help": help, "group": group, "choices": choices, "within": within}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def flag(name: str) -> str:
-    """The command-line flag of a TrainConfig field (`val_split` -> `--val-split`): errors speak the user's words."""
+    """The command-line flag of a settings field (`val_split` -> `--val-split`): errors speak the user's words."""
     return "--" + name.replace("_", "-")
+
+
+def check_fields(config: Any) -> None:
+    """Every `setting` field of dataclass `config` coerced to its type (`typed`) and within its choices, in place."""
+    # mypy takes type[Any] for unhashable (python/mypy#11470); a class is hashable
+    hints = field_types(type(config))  # type: ignore[arg-type]
+    for f in fields(config):
+        if "help" not in f.metadata:  # a field that is no flag checks itself (e.g. detection's model settings)
+            continue
+        value = typed(getattr(config, f.name), hints[f.name], flag(f.name))
+        choices, within = f.metadata["choices"], f.metadata.get("within")
+        if choices and value is not None and value not in choices:
+            raise UserError(f"{flag(f.name)} {value!r} is not one of {', '.join(choices)}")
+        if within is not None and value is not None:
+            check_within(flag(f.name), value, *within)
+        setattr(config, f.name, value)
+
+
+def check_within(label: str, value: float, low: float, high: float | None) -> None:
+    """Refuse a number outside [low, high] (high None: no upper bound), NaN or infinity, in one line naming `label`."""
+    if not (math.isfinite(value) and low <= value and (high is None or value <= high)):
+        range_ = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise UserError(f"{label} {value} must be a number {range_}")
+
+
+def check_milestones(milestones: tuple[float, ...]) -> None:
+    """Milestones are increasing fractions of --iters in (0, 1)."""
+    if any(not 0 < m < 1 for m in milestones) or list(milestones) != sorted(milestones):
+        shown = ",".join(map(str, milestones))
+        raise UserError(f"--milestones {shown} must be increasing fractions of --iters in (0, 1)")
+
+
+@functools.cache
+def field_types(cls: type) -> dict[str, Any]:
+    """The type of each field of dataclass `cls`, resolved once."""
+    return typing.get_type_hints(cls)
 
 
 def typed(value: Any, hint: Any, label: str) -> Any:
