@@ -143,32 +143,6 @@ def _settings(items: list[str]) -> dict:
     return settings
 
 
-def _detections_of(model, dataset, device, precision: str, skip_bad_images: bool) -> list[dict]:
-    """The detector's detections on every image of `dataset`, in the annotations' pixel convention; with
-    `skip_bad_images` an image that does not decode is left out of `dataset` and counted there."""
-    import torch
-    from tqdm import tqdm
-
-    from ..data.decode import BadImage, decode_image
-
-    out, kept = [], []
-    for a in tqdm(dataset.annotations, desc="detecting", unit="img", file=None):
-        try:
-            image = torch.from_numpy(decode_image(a.file))
-        except BadImage as e:
-            if not skip_bad_images:
-                raise UserError(f"{e}, or pass --skip-bad-images to skip and count such images") from None
-            dataset.skipped_images.append(str(e))
-            continue
-        kept.append(a)
-        result = model.detect([image.to(device)], precision=precision)[0]
-        boxes = dataset.to_annotation(result["boxes"].cpu().numpy())
-        for box, score, label in zip(boxes, result["scores"].tolist(), result["labels"].tolist()):
-            out.append({"image": a.image_id, "label": dataset.classes[label], "box": box.tolist(), "score": score})
-    dataset.annotations = kept
-    return out
-
-
 def _check_evaluate_flags(args: argparse.Namespace) -> None:
     """The flags' values, and --save-detections as an output, before any work: nothing a user wrote is replaced
     without --force, and no input (the checkpoint, the data) even with it."""
@@ -210,6 +184,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     from ..detection.data import load_detection_split
     from ..detection.evaluation import evaluate_detections
     from ..detection.model import load_detector
+    from ..detection.predict import detections_of
 
     _check_evaluate_flags(args)
     classes = None
@@ -224,7 +199,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     if args.checkpoint:
         device = resolve_device(args.device)
         precision = resolve_precision(args.precision, device)
-        detections = _detections_of(model.to(device), dataset, device, precision, args.skip_bad_images)
+        detections = detections_of(model.to(device), dataset, device, precision, args.skip_bad_images)
         if args.save_detections:
             with atomic_write(Path(args.save_detections)) as f:
                 f.write(json.dumps(detections).encode())
@@ -252,6 +227,7 @@ def _predict(args: argparse.Namespace) -> None:
     from ..data.decode import BadImage, decode_image
     from ..detection.draw import Drawings
     from ..detection.model import load_detector
+    from ..detection.predict import detect_one
     from ..inference.inputs import collect_images
 
     if not 0 <= args.threshold <= 1:  # NaN fails this too
@@ -275,7 +251,7 @@ def _predict(args: argparse.Namespace) -> None:
             bad += 1
             print(f"resnets detect: skipped {e}", file=sys.stderr)
             continue
-        boxes, found = _detect_one(model, state, image, str(file), device, precision, args.threshold)
+        boxes, found = detect_one(model, state, image, str(file), device, precision, args.threshold)
         out += found
         line = f"{file}: " + (", ".join(f"{d['label']} {d['score']:.2f}" for d in found) or "nothing")
         if drawings is not None:
@@ -289,19 +265,3 @@ def _predict(args: argparse.Namespace) -> None:
             raise UserError(f"none of the {bad} images could be decoded (each is named above); pass readable images")
     if args.json:
         print(json.dumps(out, indent=2))
-
-
-def _detect_one(model, state: dict, image, name: str, device, precision: str, threshold: float):
-    """The boxes (continuous, for drawing) and the detections of one image scoring at least `threshold`, their
-    boxes in the convention of the training annotations (VOC: 1-based inclusive pixels)."""
-    import torch
-
-    offset = torch.tensor([1.0, 1.0, 0.0, 0.0]) if state["convention"] == "voc" else torch.zeros(4)
-    result = model.detect([image.to(device)], precision=precision)[0]
-    keep = result["scores"] >= threshold
-    boxes, scores, labels = result["boxes"][keep].cpu(), result["scores"][keep].tolist(), result["labels"][keep]
-    found = [
-        {"image": name, "label": state["classes"][int(k)], "box": (b + offset).tolist(), "score": s}
-        for b, s, k in zip(boxes, scores, labels)
-    ]
-    return boxes, found

@@ -52,13 +52,11 @@ class DetectionSet:
 
     def continuous(self, boxes: np.ndarray) -> np.ndarray:
         """Annotation boxes as continuous (x1, y1, x2, y2) pixel coordinates."""
-        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-        return boxes - np.array([1, 1, 0, 0], np.float32) if self.convention == VOC else boxes
+        return in_convention(boxes, self.convention, -1)
 
     def to_annotation(self, boxes: np.ndarray) -> np.ndarray:
         """Continuous boxes in the annotation's convention (VOC: +1 on the top-left corner)."""
-        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-        return boxes + np.array([1, 1, 0, 0], np.float32) if self.convention == VOC else boxes
+        return in_convention(boxes, self.convention)
 
     def summary(self) -> str:
         """One line on what was skipped or corrected, or '' if nothing was."""
@@ -66,6 +64,13 @@ class DetectionSet:
         parts += [f"skipped {len(self.skipped_boxes)} boxes"] if self.skipped_boxes else []
         parts += [f"took the image's size for {self.corrected_sizes} XMLs"] if self.corrected_sizes else []
         return ", ".join(parts)
+
+
+def in_convention(boxes, convention: str, direction: int = 1) -> np.ndarray:
+    """Continuous (x1, y1, x2, y2) boxes in `convention`, the one place of VOC's: 1-based inclusive pixels, so +1 on
+    the top-left corner (`direction` -1: back to continuous); COCO's boxes are continuous already."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    return boxes + direction * np.array([1, 1, 0, 0], np.float32) if convention == VOC else boxes
 
 
 def find_layout(root: Path) -> str:
