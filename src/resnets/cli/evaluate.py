@@ -7,11 +7,13 @@ import json
 import sys
 
 from ..core.errors import UserError
+from .flags import add_config_flags, field_default, given_values
+from .predict import VIEW_GROUPS
 from .registry import add_weights_source, command, int_list, model_options, normalization
 
 
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
-    from ..training.config import DEVICES, PRECISIONS
+    from ..evaluation.options import EvaluateOptions
 
     p.description = (
         "Top-1 and top-5 error of a trained model, or of an ensemble (softmax averaged, Table 5), under the test "
@@ -22,32 +24,7 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
         "--checkpoint", action="append", default=[], help="run folder, .pt or resnets .safetensors; repeat: ensemble"
     )
     add_weights_source(p, "weights to evaluate")
-    p.add_argument(
-        "--data",
-        help="data folder (CIFAR-10 python format or image folders); without it, CIFAR models are scored on the "
-        "1,000-image slice of the CIFAR-10 test split that ships with the package",
-    )
-    p.add_argument(
-        "--split",
-        choices=("val", "test", "train"),
-        help="val: the run's held-out split of train, else DATA/val (default; test without --data); test; train: the "
-        "rest of train",
-    )
-    p.add_argument("--val-labels", help="labels file of a flat DATA/val folder (`<file> <class>` lines or Kaggle csv)")
-    p.add_argument(
-        "--views",
-        help="comma-separated: full, center, 10crop, multiscale (default: full for CIFAR runs, center otherwise)",
-    )
-    p.add_argument("--resize", type=int, help="center/10crop: shorter side before cropping (default: the run's, 256)")
-    p.add_argument("--crop", type=int, help="center/10crop: crop side (default: the run's, 224)")
-    p.add_argument("--scales", default="224,256,384,480,640", help="multiscale: shorter sides, comma-separated")
-    p.add_argument("--limit", type=int, help="evaluate only N images, always the same ones, spread over the split")
-    p.add_argument("--batch-size", type=int, default=256, help="crops per forward pass")
-    p.add_argument("--workers", type=int, help="decoding processes (default: one per CPU core, at most 8)")
-    p.add_argument("--device", default="auto", choices=DEVICES, help="where to run; auto: cuda if there is a GPU")
-    p.add_argument(
-        "--precision", default="fp32", choices=PRECISIONS, help="autocast of the forward passes (default: fp32)"
-    )
+    add_config_flags(p, EvaluateOptions, {"data": "the images scored", **VIEW_GROUPS}, field_default)
     p.add_argument("--json", action="store_true", help="print one JSON object with every view's errors and seconds")
 
 
@@ -56,14 +33,16 @@ def run_evaluate(args: argparse.Namespace) -> None:
     """Evaluate checkpoints (an ensemble) or weights on a split under test views; prints errors in percent."""
     from pathlib import Path
 
+    from ..evaluation.options import EvaluateOptions
     from ..evaluation.protocol import default_views, evaluate_models, format_result, load_models
 
-    scales = int_list(args.scales, "--scales")
-    views = [v.strip() for v in args.views.split(",") if v.strip()] if args.views is not None else None
+    o = EvaluateOptions(**given_values(args, EvaluateOptions))
+    scales = int_list(o.scales, "--scales")
+    views = [v.strip() for v in o.views.split(",") if v.strip()] if o.views is not None else None
     if views == []:
         raise UserError("--views is empty; pass e.g. --views center,10crop,multiscale")
-    if args.workers is not None and args.workers < 0:
-        raise UserError(f"--workers {args.workers} must be 0 (decode here) or more")
+    if o.workers is not None and o.workers < 0:
+        raise UserError(f"--workers {o.workers} must be 0 (decode here) or more")
     data, split, notice = _data_and_split(args)
     given = normalization(args, data=args.data)
     models = load_models(args.checkpoint, args.weights, args.model, normalization=given, **model_options(args))
@@ -79,15 +58,15 @@ def run_evaluate(args: argparse.Namespace) -> None:
         data,
         split,
         views or default_views(models),
-        resize=args.resize,
-        crop=args.crop,
+        resize=o.resize,
+        crop=o.crop,
         scales=scales,
-        limit=args.limit,
-        labels_file=Path(args.val_labels) if args.val_labels else None,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        device=args.device,
-        precision=args.precision,
+        limit=o.limit,
+        labels_file=Path(o.val_labels) if o.val_labels else None,
+        batch_size=o.batch_size,
+        workers=o.workers,
+        device=o.device,
+        precision=o.precision,
         progress=True,  # on stderr: --json output on stdout stays clean
     )
     if args.json:

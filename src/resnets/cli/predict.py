@@ -6,7 +6,14 @@ import argparse
 import json
 import sys
 
+from .flags import add_config_flags, field_default, given_values
 from .registry import add_normalization, command, int_list, model_options, normalization
+
+# The argument groups of the flags that say how a model runs (evaluate, predict, serve).
+VIEW_GROUPS = {
+    "test view": "how images become the network's inputs, as `resnets evaluate` makes them (Sec. 3.4)",
+    "speed": "where and how fast the network runs",
+}
 
 
 def add_model_source(p: argparse.ArgumentParser) -> None:
@@ -15,36 +22,20 @@ def add_model_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("--onnx", help="an ONNX file from `resnets export --format onnx`, run with ONNX Runtime")
     p.add_argument("--weights", help="with --model: a .pth/.safetensors file or a release tag such as torchvision-v1")
     p.add_argument("--model", help="with --weights: the network to build (see `resnets list`)")
-    p.add_argument("--shortcut", choices=("A", "B", "C"), help="with --weights: shortcut option of Sec. 3.3")
-    p.add_argument("--stride-on", choices=("1x1", "3x3"), help="with --weights: bottleneck conv that subsamples")
-    p.add_argument("--views", help="test view: full, center, 10crop or multiscale (default: the run's, as evaluate)")
-    p.add_argument("--resize", type=int, help="center/10crop: shorter side before cropping (default: the run's, 256)")
-    p.add_argument("--crop", type=int, help="center/10crop: crop side (default: the run's, 224)")
-    p.add_argument("--scales", default="224,256,384,480,640", help="multiscale: shorter sides, comma-separated")
-    p.add_argument("--batch-size", type=int, default=32, help="crops per forward pass")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the network runs")
-    p.add_argument(
-        "--precision",
-        default="fp32",
-        choices=("auto", "fp32", "bf16", "fp16", "int8"),
-        help="forward precision: autocast (bf16, fp16, auto), or int8 = ONNX Runtime's int8 graph (on the CPU; with "
-        "--calibration, or --onnx FILE of `export --int8`)",
-    )
-    p.add_argument(
-        "--calibration",
-        help="with --precision int8: a folder of images to calibrate the int8 graph on (built once and cached)",
-    )
-    p.add_argument(
-        "--calibration-images", type=int, help="with --calibration: how many of its images to use (default 512)"
-    )
-    p.add_argument(
-        "--backend",
-        default="auto",
-        choices=("auto", "torch", "onnx"),
-        help="what runs the network: default auto = ONNX Runtime where it is the measured fastest correct path "
-        "(CPU, fp32, one input size; exported once and cached), else PyTorch; see docs/performance.md",
-    )
+    from ..evaluation.options import PredictOptions
+    from ..models.blocks import SHORTCUTS, STRIDE_ON
+
+    p.add_argument("--shortcut", choices=SHORTCUTS, help="with --weights: shortcut option of Sec. 3.3")
+    p.add_argument("--stride-on", choices=STRIDE_ON, help="with --weights: bottleneck conv that subsamples")
+    add_config_flags(p, PredictOptions, VIEW_GROUPS, field_default)
     add_normalization(p)
+
+
+def predict_options(args: argparse.Namespace):
+    """The PredictOptions of the flags, checked by type and choice."""
+    from ..evaluation.options import PredictOptions
+
+    return PredictOptions(**given_values(args, PredictOptions))
 
 
 def predictor_from(args: argparse.Namespace):
@@ -52,9 +43,10 @@ def predictor_from(args: argparse.Namespace):
     from ..core.errors import UserError
     from ..inference import load_predictor
 
-    view = args.views.strip() if args.views else None
+    o = predict_options(args)
+    view = o.views.strip() if o.views else None
     if view is not None and ("," in view or not view):
-        raise UserError(f"--views {args.views!r}: predict scores one view: full, center, 10crop or multiscale")
+        raise UserError(f"--views {o.views!r}: predict scores one view: full, center, 10crop or multiscale")
     return load_predictor(
         args.checkpoint,
         model=args.model,
@@ -62,16 +54,16 @@ def predictor_from(args: argparse.Namespace):
         onnx=args.onnx,
         options=model_options(args),
         view=view,
-        resize=args.resize,
-        crop=args.crop,
-        scales=int_list(args.scales, "--scales"),
-        batch_size=args.batch_size,
-        device=args.device,
-        precision=args.precision,
-        backend=args.backend,
+        resize=o.resize,
+        crop=o.crop,
+        scales=int_list(o.scales, "--scales"),
+        batch_size=o.batch_size,
+        device=o.device,
+        precision=o.precision,
+        backend=o.backend,
         normalization=normalization(args),
-        calibration=args.calibration,
-        calibration_images=args.calibration_images,
+        calibration=o.calibration,
+        calibration_images=o.calibration_images,
     )
 
 
@@ -120,7 +112,7 @@ def run_predict(args: argparse.Namespace) -> None:
     if not args.paths:
         _say_samples(predictor)
     results, bad, resized, complete = [], 0, 0, False
-    bar = tqdm(total=len(inputs.files), unit="image", desc="predict", disable=len(inputs.files) <= args.batch_size)
+    bar = tqdm(total=len(inputs.files), unit="image", desc="predict", disable=len(inputs.files) <= predictor.batch_size)
     try:
         for outcome in predictor.predict_files(inputs.files, args.top_k):
             bar.update()

@@ -9,7 +9,7 @@ import sys
 
 from ..core.errors import UserError
 from .flags import add_config_flags, field_default, given_values
-from .predict import add_model_source, predictor_from
+from .predict import add_model_source, predict_options, predictor_from
 from .registry import command, int_list, model_options, normalization
 
 # The argument groups of `resnets serve --help`, after the model's, in this order.
@@ -82,6 +82,7 @@ def run_serve(args: argparse.Namespace) -> None:
 
 def _worker_spec(args: argparse.Namespace, settings) -> dict:
     """What each `--workers N` process needs to load the predictor and build the app."""
+    o = predict_options(args)
     return {
         "predictor": {
             "checkpoint": args.checkpoint,
@@ -89,17 +90,17 @@ def _worker_spec(args: argparse.Namespace, settings) -> dict:
             "weights": args.weights,
             "onnx": args.onnx,
             "options": model_options(args),
-            "view": args.views,
-            "resize": args.resize,
-            "crop": args.crop,
-            "scales": list(int_list(args.scales, "--scales")),
-            "batch_size": args.batch_size,
-            "device": args.device,
-            "precision": args.precision,
-            "backend": args.backend,
+            "view": o.views,
+            "resize": o.resize,
+            "crop": o.crop,
+            "scales": list(int_list(o.scales, "--scales")),
+            "batch_size": o.batch_size,
+            "device": o.device,
+            "precision": o.precision,
+            "backend": o.backend,
             "normalization": _json(normalization(args)),
-            "calibration": args.calibration,
-            "calibration_images": args.calibration_images,
+            "calibration": o.calibration,
+            "calibration_images": o.calibration_images,
         },
         "settings": vars(settings),
     }

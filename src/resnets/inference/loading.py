@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import UserError
+from ..evaluation.options import BACKENDS
 from ..evaluation.protocol import check_model_flags
 from ..weights.files import Normalization, load_trained, pretrained_model
 from .metadata import input_size
@@ -16,8 +17,6 @@ from .onnx_cache import cached_onnx, missing_dependency
 from .onnx_runtime import load_onnx
 from .predictor import Predictor
 from .quantize import CALIBRATION_IMAGES, cached_int8, calibration_set
-
-BACKENDS = ("auto", "torch", "onnx")
 
 
 def load_predictor(
