@@ -72,24 +72,29 @@ def test_train_flags_are_the_config_fields_with_their_help_defaults_and_groups()
             assert "unset" in action.help or "required" in action.help, f.name  # what leaving it out does
 
 
-@pytest.mark.parametrize("command", [("detect", "train"), ("serve",), ("evaluate",), ("predict",)])
+@pytest.mark.parametrize(
+    "command",
+    [("detect", "train"), ("detect", "evaluate"), ("detect", "predict"), ("serve",), ("evaluate",), ("predict",)],
+)
 def test_commands_flags_are_generated_from_their_settings_fields(command):
     from resnets.cli import detect, predict, serve
-    from resnets.detection.config import DetectionTrainConfig
+    from resnets.detection.config import DetectEvaluateOptions, DetectionTrainConfig, DetectPredictOptions
     from resnets.evaluation.options import EvaluateOptions, PredictOptions
     from resnets.serve.options import ServeOptions
 
     cls, groups = {
-        "detect": (DetectionTrainConfig, detect.TRAIN_GROUPS),
-        "serve": (ServeOptions, serve.GROUPS),
-        "evaluate": (EvaluateOptions, {"data": "", **predict.VIEW_GROUPS}),
-        "predict": (PredictOptions, predict.VIEW_GROUPS),
-    }[command[0]]
+        ("detect", "train"): (DetectionTrainConfig, detect.TRAIN_GROUPS),
+        ("detect", "evaluate"): (DetectEvaluateOptions, {"data": "", **detect.RUN_GROUPS}),
+        ("detect", "predict"): (DetectPredictOptions, {"output": "", **detect.RUN_GROUPS}),
+        ("serve",): (ServeOptions, serve.GROUPS),
+        ("evaluate",): (EvaluateOptions, {"data": "", **predict.VIEW_GROUPS}),
+        ("predict",): (PredictOptions, predict.VIEW_GROUPS),
+    }[command]
     parser = dict(parsers(build_parser()))[command]
     by_flag = {option: action for action in parser._actions for option in action.option_strings}
     group_of = {action.dest: group.title for group in parser._action_groups for action in group._group_actions}
     settings = [f for f in dataclasses.fields(cls) if "help" in f.metadata]
-    assert len(settings) >= 7
+    assert len(settings) >= 4
     for f in settings:
         action = by_flag[flag(f.name)]
         assert action.help.startswith(f.metadata["help"].replace("%", "%%")), f.name

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from ..core.errors import UserError, parse_json
-from ..core.settings import DEVICES, PRECISIONS
 from .flags import add_config_flags, field_default, given_values
 from .registry import command
 
@@ -53,49 +52,32 @@ def _add_train(t: argparse.ArgumentParser) -> None:
 
 
 def _add_evaluate(e: argparse.ArgumentParser) -> None:
-    """`detect evaluate`'s flags."""
+    """`detect evaluate`'s flags: the detector or detections file, then DetectEvaluateOptions' fields."""
+    from ..detection.config import DetectEvaluateOptions
+
     source = e.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a `resnets detect train` run folder or checkpoint")
     source.add_argument("--detections", help="a JSON list of {image, label, box: [x1, y1, x2, y2], score}")
-    e.add_argument("--data", required=True, help="the annotated data folder")
-    e.add_argument("--split", default="val", help="the split to score (default val)")
-    e.add_argument("--limit", type=int, help="only the first N images of the split")
-    e.add_argument("--save-detections", help="with --checkpoint: also write the detections to this JSON file")
-    e.add_argument(
+    groups = add_config_flags(
+        e, DetectEvaluateOptions, {"data": "the annotated images scored", **RUN_GROUPS}, field_default
+    )
+    groups["data"].add_argument(
         "--force", action="store_true", help="let --save-detections replace a file that is no detections file"
     )
-    e.add_argument(
-        "--skip-bad-images", action="store_true", help="skip bad images and boxes (counted) instead of stopping"
-    )
-    _add_detector_flags(e)
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _add_predict(q: argparse.ArgumentParser) -> None:
-    """`detect predict`'s flags."""
+    """`detect predict`'s flags: the detector and the images, then DetectPredictOptions' fields."""
+    from ..detection.config import DetectPredictOptions
+
     q.add_argument("--checkpoint", required=True, help="a `resnets detect train` run folder or checkpoint")
     q.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs")
-    q.add_argument("--threshold", type=float, default=0.5, help="lowest score to report (default 0.5)")
-    q.add_argument("--strict", action="store_true", help="stop at the first image that cannot be decoded")
-    q.add_argument(
-        "--draw",
-        metavar="OUTDIR",
-        help="write each image with its boxes drawn as OUTDIR/<name>.png (<name>-2.png, ... where that is taken: "
-        "drawings never replace an input or a file of yours)",
-    )
-    _add_detector_flags(q)
+    add_config_flags(q, DetectPredictOptions, {"output": "what is reported and drawn", **RUN_GROUPS}, field_default)
     q.add_argument("--json", action="store_true", help="print the detections as one JSON list")
 
 
-def _add_detector_flags(p: argparse.ArgumentParser) -> None:
-    """Where and in which precision a trained detector runs (evaluate, predict)."""
-    p.add_argument("--device", default="auto", choices=DEVICES, help="where to run the detector")
-    p.add_argument(
-        "--precision",
-        default="fp32",
-        choices=PRECISIONS,
-        help="autocast of the convolutions (default fp32; auto: bf16 where the hardware has it); boxes stay fp32",
-    )
+RUN_GROUPS = {"detector": "where and in which precision the trained detector runs"}
 
 
 @command("detect", _add_detect)
@@ -143,7 +125,7 @@ def _settings(items: list[str]) -> dict:
     return settings
 
 
-def _check_evaluate_flags(args: argparse.Namespace) -> None:
+def _check_evaluate_flags(args: argparse.Namespace, o) -> None:
     """The flags' values, and --save-detections as an output, before any work: nothing a user wrote is replaced
     without --force, and no input (the checkpoint, the data) even with it."""
     from ..core.atomic import check_not_input, check_output, check_outside
@@ -151,15 +133,13 @@ def _check_evaluate_flags(args: argparse.Namespace) -> None:
     from ..detection.model import detector_file
     from ..engine.run import run_inputs
 
-    if args.limit is not None and args.limit < 1:
-        raise UserError(f"--limit {args.limit} must be a positive number of images (or left out for all)")
-    if not args.save_detections:
+    if not o.save_detections:
         return
     if not args.checkpoint:
         raise UserError("--save-detections saves the detections of a --checkpoint; a --detections file is saved")
-    out, label = Path(args.save_detections), "--save-detections"
+    out, label = Path(o.save_detections), "--save-detections"
     check_not_input(out, run_inputs(detector_file(args.checkpoint)), label=label)
-    check_outside(out, [Path(args.data)], label=label)
+    check_outside(out, [Path(o.data)], label=label)
     check_output(out, force=args.force, ours=is_detections_file, label=label)
 
 
@@ -181,27 +161,31 @@ def _read_detections(path: Path, dataset) -> list[dict]:
 def _evaluate(args: argparse.Namespace) -> None:
     from ..core.atomic import atomic_write
     from ..core.runtime import resolve_device, resolve_precision
+    from ..detection.config import DetectEvaluateOptions
     from ..detection.data import load_detection_split
     from ..detection.evaluation import evaluate_detections
     from ..detection.model import load_detector
     from ..detection.predict import detections_of
 
-    _check_evaluate_flags(args)
+    o = DetectEvaluateOptions(**given_values(args, DetectEvaluateOptions))
+    if not o.data:
+        raise UserError("detect evaluate needs --data DIR, the annotated data folder")
+    _check_evaluate_flags(args, o)
     classes = None
     if args.checkpoint:
         model, state = load_detector(args.checkpoint)
         classes = state["classes"]
     dataset = load_detection_split(
-        args.data, args.split, classes=classes, skip_bad_images=args.skip_bad_images, allow_empty=True
+        o.data, o.split, classes=classes, skip_bad_images=o.skip_bad_images, allow_empty=True
     )
-    if args.limit:
-        dataset.annotations = dataset.annotations[: args.limit]
+    if o.limit:
+        dataset.annotations = dataset.annotations[: o.limit]
     if args.checkpoint:
-        device = resolve_device(args.device)
-        precision = resolve_precision(args.precision, device)
-        detections = detections_of(model.to(device), dataset, device, precision, args.skip_bad_images)
-        if args.save_detections:
-            with atomic_write(Path(args.save_detections)) as f:
+        device = resolve_device(o.device)
+        precision = resolve_precision(o.precision, device)
+        detections = detections_of(model.to(device), dataset, device, precision, o.skip_bad_images)
+        if o.save_detections:
+            with atomic_write(Path(o.save_detections)) as f:
                 f.write(json.dumps(detections).encode())
     else:
         detections = _read_detections(Path(args.detections), dataset)
@@ -225,19 +209,19 @@ def _predict(args: argparse.Namespace) -> None:
     from ..core.atomic import check_writable
     from ..core.runtime import resolve_device, resolve_precision
     from ..data.decode import BadImage, decode_image
+    from ..detection.config import DetectPredictOptions
     from ..detection.draw import Drawings
     from ..detection.model import load_detector
     from ..detection.predict import detect_one
     from ..inference.inputs import collect_images
 
-    if not 0 <= args.threshold <= 1:  # NaN fails this too
-        raise UserError(f"--threshold {args.threshold} must be a score in [0, 1]")
-    draw = Path(args.draw) if args.draw else None
+    o = DetectPredictOptions(**given_values(args, DetectPredictOptions))
+    draw = Path(o.draw) if o.draw else None
     if draw is not None:
         check_writable(draw, f"--draw {draw}")  # a file, or a place that cannot be created: before any work
     model, state = load_detector(args.checkpoint)
-    device = resolve_device(args.device)
-    precision = resolve_precision(args.precision, device)
+    device = resolve_device(o.device)
+    precision = resolve_precision(o.precision, device)
     model.to(device)
     files = collect_images(args.paths).files
     drawings = Drawings(draw, files) if draw is not None else None
@@ -246,12 +230,12 @@ def _predict(args: argparse.Namespace) -> None:
         try:
             image = torch.from_numpy(decode_image(file))
         except BadImage as e:
-            if args.strict:
+            if o.strict:
                 raise UserError(f"{e}, or drop --strict to skip bad images") from None
             bad += 1
             print(f"resnets detect: skipped {e}", file=sys.stderr)
             continue
-        boxes, found = detect_one(model, state, image, str(file), device, precision, args.threshold)
+        boxes, found = detect_one(model, state, image, str(file), device, precision, o.threshold)
         out += found
         line = f"{file}: " + (", ".join(f"{d['label']} {d['score']:.2f}" for d in found) or "nothing")
         if drawings is not None:

@@ -281,3 +281,46 @@ def check_same_run(config: DetectionTrainConfig, before: DetectionTrainConfig, s
         if new != old:
             refuse_change(f"--set {key}", new, old, source)
     check_unchanged(config, before, source, DETECTION_MECHANICS | {"model"})
+
+
+@dataclass
+class DetectorOptions:
+    """Where and in which precision a trained detector runs (detect evaluate, detect predict)."""
+
+    device: str = setting("auto", "detector", "where to run the detector; auto: cuda if there is a GPU", DEVICES)
+    precision: str = setting(
+        "fp32",
+        "detector",
+        "autocast of the convolutions (auto: bf16 where the hardware has it); boxes stay fp32",
+        PRECISIONS,
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass
+class DetectEvaluateOptions(DetectorOptions):
+    """`detect evaluate`: the annotated split it scores."""
+
+    data: str = setting("", "data", "the annotated data folder (required)")
+    split: str = setting("val", "data", "the split to score")
+    limit: int | None = setting(None, "data", "only the first N images of the split; unset: all", within=(1, None))
+    skip_bad_images: bool = setting(False, "data", "skip bad images and boxes (counted) instead of stopping")
+    save_detections: str | None = setting(
+        None, "data", "with --checkpoint: also write the detections to this JSON file; unset: none"
+    )
+
+
+@dataclass
+class DetectPredictOptions(DetectorOptions):
+    """`detect predict`: which detections to report, and where to draw them."""
+
+    threshold: float = setting(0.5, "output", "lowest score to report", within=(0, 1))
+    strict: bool = setting(False, "output", "stop at the first image that cannot be decoded")
+    draw: str | None = setting(
+        None,
+        "output",
+        "write each image with its boxes drawn as DRAW/<name>.png (<name>-2.png, ... where that is taken: drawings "
+        "never replace an input or a file of yours); unset: none",
+    )
