@@ -172,3 +172,17 @@ def test_cifar_without_data_resolves_to_the_download_folder(tmp_path, monkeypatc
     assert resolve_config({}).data == str(tmp_path / "cifar-10-batches-py")  # what config.json records
     assert resolve_config({"data": "mine"}).data == "mine"
     assert resolve_config({"recipe": "imagenet-paper"}).data == ""  # no default: the CLI asks for --data
+
+
+def test_a_recipe_file_is_parsed_once_per_process_and_callers_get_copies(tmp_path, monkeypatch):
+    from resnets.training import config
+
+    recipe = tmp_path / "mine.toml"
+    recipe.write_text('description = "x"\nlr = 0.05\nmilestones = [0.5, 0.75]\n')
+    parsed = []
+    loads = config.tomllib.loads
+    monkeypatch.setattr(config.tomllib, "loads", lambda text: (parsed.append(1), loads(text))[1])
+    first = config.recipe_values(str(recipe))
+    first["milestones"].append(0.9)
+    resolved = config.resolve_config({"recipe": str(recipe), "out": str(tmp_path / "run"), "data": str(tmp_path)})
+    assert resolved.lr == 0.05 and resolved.milestones == (0.5, 0.75) and len(parsed) == 1

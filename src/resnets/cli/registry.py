@@ -86,9 +86,10 @@ def normalization(args: argparse.Namespace, data: str | None = None):
     if args.normalize == "imagenet":
         return IMAGENET
     if args.normalize == "cifar-pixel-mean":
-        if not (args.mean_of or data):
+        mean_of = args.mean_of or data
+        if not mean_of:
             raise UserError("--normalize cifar-pixel-mean needs --mean-of DIR, the data whose training images' mean")
-        return cifar_pixel_mean(args.mean_of or data)
+        return cifar_pixel_mean(mean_of)
     if args.mean is None:
         raise UserError("--std needs --mean R,G,B too (the mean is subtracted before dividing)")
     mean, std = _channels(args.mean, "--mean"), None if args.std is None else _channels(args.std, "--std")

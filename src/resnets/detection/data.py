@@ -290,6 +290,7 @@ def _read_coco(root: Path, split: str, classes, skip_bad_images: bool, allow_emp
                 problem = f"{path}: box {obj['bbox']} of image {info['id']} {flaw}"
             if _rejected(dataset, problem, skip_bad_images):
                 continue
+            assert name is not None  # an unknown category is a problem above: rejected, or skipped
             boxes.append(box)
             labels.append(dataset.classes.index(name))
             difficult.append(bool(obj.get("iscrowd", 0)))

@@ -111,11 +111,7 @@ def evaluate_models(
         _warn_if_upsampled(list(made), min(source.images.shape[-2:]), resize, scales)
     _check_outputs(models, names, data, len(source.classes))
     target = resolve_device(device)
-    members: list[Member] = []
-    for m in models:
-        # torch's stubs list no memory_format for Module.to, which takes it
-        model = m.model.to(target, memory_format=torch.channels_last)  # type: ignore[call-overload]
-        members.append(Member(model, m.pixel_mean, m.pixel_std))
+    members = [_member(m, target) for m in models]
     if workers is None:  # an in-memory set is cut here; image files are decoded by worker processes
         workers = 0 if isinstance(source, ImageSet) else default_workers()
     result = evaluate_views(
@@ -131,6 +127,13 @@ def evaluate_models(
         progress=progress,
     )
     return _as_json(result, names, split, source)
+
+
+def _member(trained: TrainedModel, device: torch.device) -> Member:
+    """A model of the ensemble on `device`, channels-last, with its input normalisation."""
+    # torch's stubs list no memory_format for Module.to, which takes it
+    model = trained.model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return Member(model, trained.pixel_mean, trained.pixel_std)
 
 
 def _check_outputs(models: list[TrainedModel], names: list[str], data: str, classes: int) -> None:

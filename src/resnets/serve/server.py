@@ -25,6 +25,7 @@ class HeadDeadline(H11Protocol):
     config: ServeConfig  # ServeConfig is what installs this protocol
     deadline: asyncio.TimerHandle | None = None
 
+    # uvicorn's own signature: it narrows asyncio.Protocol's BaseTransport, and ignores the same error
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()

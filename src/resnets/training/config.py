@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -380,8 +382,13 @@ def _with_default_data(config: TrainConfig) -> TrainConfig:
 
 
 def recipe_values(recipe: str) -> dict[str, Any]:
-    """The TOML values of a recipe (name or file) as written, its description left out."""
-    path = recipe_path(recipe)
+    """The TOML values of a recipe (name or file) as written, its description left out (a copy: callers change it)."""
+    return copy.deepcopy(_parsed_recipe(recipe_path(recipe)))
+
+
+@functools.cache
+def _parsed_recipe(path: Path) -> dict[str, Any]:
+    """A recipe file parsed once per process (the help's defaults and the run's resolution both read it)."""
     try:
         values = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:

@@ -374,7 +374,8 @@ def scheduled_lr(config: TrainConfig, iteration: int, warming_up: bool, plateau:
     """The classifier's lr at `iteration`: `warmup_lr` while warming up (Sec. 4.2), else the recipe's lr divided at
     its milestones (step) or at each plateau of the validation error (Sec. 3.4)."""
     if warming_up:
-        return config.warmup_lr  # type: ignore[return-value]
+        assert config.warmup_lr is not None  # a run warms up only with a --warmup-lr
+        return config.warmup_lr
     if config.lr_schedule == "plateau":
         return learning_rate(config.lr, config.lr_decay, plateau.divisions)
     return learning_rate(config.lr, config.lr_decay, milestones_passed(iteration, config.milestone_iters))
