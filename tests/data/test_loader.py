@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from resnets.core.errors import UserError
-from resnets.core.rng import seeded_generator
+from resnets.core.rng import IMAGENET_AUGMENT, seeded_generator
 from resnets.data import ImageFiles, TrainLoader, open_split, scale_crop_flip
-from resnets.data.loader import AUGMENT_STREAM
 from resnets.data.sampler import EpochSampler
 
 SMALL = {"scale_range": (40, 64), "crop": 32}  # small crops keep the tests fast; the paper's sizes are tested once
@@ -37,7 +36,7 @@ def test_a_batch_is_the_sampled_images_scale_augmented_with_uniforms_from_seed_a
     assert (iteration, skipped) == (5, 0)
     assert images.shape == (4, 3, 224, 224) and images.dtype == torch.uint8 and labels.dtype == torch.int64
     indices = sampler.global_batch(5)
-    uniforms = torch.rand(4, 4, generator=seeded_generator(7, AUGMENT_STREAM, 5))
+    uniforms = torch.rand(4, 4, generator=seeded_generator(7, IMAGENET_AUGMENT, 5))
     assert torch.equal(labels, files.labels[indices])
     for image, index, u in zip(images, indices, uniforms):
         assert torch.equal(image, scale_crop_flip(files.image(int(index)), u))

@@ -29,3 +29,13 @@ def test_seeded_generator_is_a_function_of_its_keys():
     draw = lambda *keys: torch.rand(4, generator=seeded_generator(0, *keys))  # noqa: E731
     assert torch.equal(draw(1, 2), draw(1, 2))
     assert not torch.equal(draw(1, 2), draw(2, 1))
+
+
+def test_every_random_stream_has_its_own_key():
+    from resnets.core import rng
+
+    streams = {name: value for name, value in vars(rng).items() if name.isupper() and isinstance(value, int)}
+    assert len(streams) == 6 and len(set(streams.values())) == len(streams), streams
+    # The committed runs resume on these values: they never change.
+    assert (rng.EPOCH_ORDER, rng.CIFAR_AUGMENT, rng.IMAGENET_AUGMENT, rng.LIGHTING) == (1, 2, 3, 4)
+    assert (rng.DETECTION_FLIP, rng.DETECTION_SAMPLE) == (11, 12)

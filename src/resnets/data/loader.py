@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..core.errors import UserError
-from ..core.rng import seeded_generator
+from ..core.rng import IMAGENET_AUGMENT, seeded_generator
 from ..core.runtime import leave_ctrl_c_to_the_main_process
 from .decode import BadImage
 from .files import ImageFiles
@@ -18,7 +18,6 @@ from .imageset import ImageSet
 from .sampler import EpochSampler
 from .scale_augment import check_scale, scale_crop_flip
 
-AUGMENT_STREAM = 3  # keys this loader's random numbers apart from the epoch permutations (1) and CIFAR's crops (2)
 UNIFORMS = 4  # per image: shorter side, crop row, crop column, flip
 
 Item = tuple[int, tuple[float, ...]]  # an image's index and its uniforms
@@ -84,7 +83,7 @@ class _Plan:
     def __iter__(self) -> Iterator[list[Item]]:
         for iteration in itertools.count(self.start):
             indices = self.sampler.global_batch(iteration)
-            generator = seeded_generator(self.seed, AUGMENT_STREAM, iteration)
+            generator = seeded_generator(self.seed, IMAGENET_AUGMENT, iteration)
             uniforms = torch.rand(len(indices), UNIFORMS, generator=generator)  # the whole global batch, every rank
             # Plain numbers, not tensors: a tensor would travel to a worker through its own shared-memory file.
             yield list(zip(self.sampler.share(indices).tolist(), map(tuple, self.sampler.share(uniforms).tolist())))

@@ -5,9 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..core.errors import UserError
-from ..core.rng import seeded_generator
-
-EPOCH_STREAM = 1  # keys the permutation stream apart from the augmentation stream
+from ..core.rng import EPOCH_ORDER, seeded_generator
 
 
 class EpochSampler:
@@ -34,7 +32,7 @@ class EpochSampler:
     def permutation(self, epoch: int) -> torch.Tensor:
         """The visiting order of `epoch` (cached for the current epoch)."""
         if epoch != self._epoch:
-            generator = seeded_generator(self.seed, EPOCH_STREAM, epoch)
+            generator = seeded_generator(self.seed, EPOCH_ORDER, epoch)
             self._epoch, self._permutation = epoch, torch.randperm(self.size, generator=generator)
         return self._permutation
 

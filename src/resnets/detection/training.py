@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from ..core.errors import UserError
-from ..core.rng import seeded_generator
+from ..core.rng import DETECTION_FLIP, DETECTION_SAMPLE, seeded_generator
 from ..core.runtime import autocast
 from ..data.decode import decode_image
 from ..data.sampler import EpochSampler
@@ -28,7 +28,6 @@ from .transforms import flip_boxes, resize_image, resize_scale, resized_size
 
 LOSSES = ("rpn_cls", "rpn_box", "cls", "box")
 COLUMNS = ("iteration", "lr", "loss", *LOSSES, "images_per_sec")
-FLIP_STREAM, SAMPLE_STREAM = 11, 12  # random streams apart from the image order's
 
 
 def training_example(
@@ -142,7 +141,7 @@ class DetectionTrainer(Engine):
         batch's size, their targets and their samples' generators, from (seed, iteration) alone."""
         c = self.config
         indices = self.sampler.global_batch(iteration).tolist()
-        flips = torch.rand(len(indices), generator=seeded_generator(c.seed, FLIP_STREAM, iteration)) < 0.5
+        flips = torch.rand(len(indices), generator=seeded_generator(c.seed, DETECTION_FLIP, iteration)) < 0.5
         # Every rank pads to the size of the whole global batch, as one process would: the same features.
         batch = [self.data.annotations[i] for i in indices]
         shapes = [
@@ -155,7 +154,7 @@ class DetectionTrainer(Engine):
         ]
         images, sizes = self.model.normalize([x for x, _ in examples], pad_to)
         targets = [{k: v.to(self.device) for k, v in t.items()} for _, t in examples]
-        generators = [seeded_generator(c.seed, SAMPLE_STREAM, iteration, p) for p in places]
+        generators = [seeded_generator(c.seed, DETECTION_SAMPLE, iteration, p) for p in places]
         if c.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return images, sizes, targets, generators

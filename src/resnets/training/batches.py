@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import torch
 from tqdm import tqdm
 
-from ..core.rng import seeded_generator
+from ..core.rng import CIFAR_AUGMENT, LIGHTING, seeded_generator
 from ..data import ImageFiles, ImageSet, TrainLoader, lighting, normalize, random_crop_flip
 from ..data.augment import standardize
 from ..data.loader import init_worker
@@ -18,9 +18,6 @@ from ..data.sampler import EpochSampler
 from ..evaluation.evaluate import evaluation_positions
 from ..evaluation.views import center
 from .config import TrainConfig
-
-AUGMENT_STREAM = 2  # keys the CIFAR augmentation randomness apart from the epoch permutations
-LIGHTING_STREAM = 4  # keys the colour noise apart from the loader's crops (data.loader)
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # normalised float images on the device, int64 labels
 ImageSource = ImageSet | ImageFiles
@@ -48,7 +45,7 @@ class CifarBatches:
     def batch(self, iteration: int) -> Batch:
         """This rank's share of the augmented, normalised global batch of `iteration`."""
         idx = self.sampler.global_batch(iteration).to(self.device)
-        generator = seeded_generator(self.config.seed, AUGMENT_STREAM, iteration, device=self.device)
+        generator = seeded_generator(self.config.seed, CIFAR_AUGMENT, iteration, device=self.device)
         # Every rank draws the crops and flips of the whole global batch and keeps its share, so each image is
         # augmented the same way on any number of ranks.
         x = random_crop_flip(self.images[idx], self.config.crop_padding, generator, flip=self.config.flip)
@@ -85,7 +82,7 @@ class ImageNetBatches:
         non_blocking = self.device.type == "cuda"
         x = images.to(self.device, non_blocking=non_blocking).float().div_(255)
         # The colour noise of the whole global batch, of which this rank takes its share (less any dropped images).
-        generator = seeded_generator(self.config.seed, LIGHTING_STREAM, at, device=self.device)
+        generator = seeded_generator(self.config.seed, LIGHTING, at, device=self.device)
         noise = self.sampler.share(torch.randn(self.config.batch_size, 3, generator=generator, device=self.device))
         x = standardize(lighting(x, noise[: len(x)], std=self.config.lighting_std), self.mean, self.std)
         self._current = (at, (x, labels.to(self.device, non_blocking=non_blocking)))
