@@ -128,7 +128,7 @@ def test_import_resnets_loads_no_torch():
     assert done.stdout.split() == ["False", "ResNet"]
 
 
-@pytest.mark.parametrize("delay", [0.3, 0.8])
+@pytest.mark.parametrize("delay", [0.1, 0.2, 0.3, 0.5, 0.8, 1.2])
 def test_ctrl_c_while_the_cli_starts_is_one_line(tmp_path, delay):
     # A background job starts with SIGINT ignored; the child gets Python's default handler back.
     start = dict(preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler))

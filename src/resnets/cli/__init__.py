@@ -7,6 +7,8 @@ import signal
 import sys
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ..core.errors import UserError
 from . import detect, evaluate, experiments, models, predict, serve, train  # noqa: F401  (each registers its commands)
@@ -59,6 +61,22 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """While torch and the parser load, a Ctrl-C is only noted, then raised once they are in: raised inside a C
+    extension's import (torch's), a KeyboardInterrupt can abort the interpreter with a C++ traceback."""
+    if signal.getsignal(signal.SIGINT) is not _interrupt:  # not ours to defer (a host's handler)
+        yield
+        return
+    signal.signal(signal.SIGINT, lambda signum, frame: INTERRUPTED.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, _interrupt)
+    if INTERRUPTED.is_set():
+        raise KeyboardInterrupt
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings (ours and our libraries') as one clean line each, without the source line Python adds."""
     print(f"resnets: warning: {message}", file=file or sys.stderr)
@@ -69,7 +87,9 @@ def _run(argv: list[str] | None) -> int:
     name = "resnets"
     try:
         argv = sys.argv[1:] if argv is None else argv
-        args = build_parser(argv).parse_args(argv)  # torch for some commands' flags: Ctrl-C is caught there too
+        with _interrupts_deferred():
+            args = build_parser(argv).parse_args(argv)
+            import torch  # noqa: F401 (every command runs on it: loaded here, where a Ctrl-C waits for it)
         name = f"resnets {args.command}"
         args.run(args)
     except BrokenPipeError:  # output piped into `head`; not an error
