@@ -70,15 +70,19 @@ def test_a_depth_without_weights_names_the_ones_that_have_them(packaged):
 RUNS = Path(__file__).resolve().parents[1] / "docs" / "reproductions" / "cifar10" / "table6"
 
 
-def test_the_shipped_resnet20_is_the_finished_table6_run_and_classifies_real_test_images(cifar_png, capsys):
-    shipped = releases.RELEASES["resnets-cifar10"].packaged_file("resnet20")
-    run = RUNS / "resnet20"
+SHIPPED = releases.RELEASES["resnets-cifar10"].models()
+
+
+@pytest.mark.parametrize("model", SHIPPED)
+def test_every_shipped_net_is_its_finished_run_and_classifies_real_test_images(model, cifar_png, capsys):
+    shipped = releases.RELEASES["resnets-cifar10"].packaged_file(model)
+    run = next(p for p in (RUNS / model, RUNS.parent / "degradation" / model) if p.is_dir())
     assert shipped.read_bytes() == (run / "final.safetensors").read_bytes()  # the run's export, unchanged
     metadata = read_metadata(shipped)
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert (metadata["iteration"], metadata["train_images"]) == (64000, 50000) == (int(rows[-1]["iteration"]), 50000)
     assert metadata["val_error"] == pytest.approx(float(rows[-1]["val_error"]))
-    # 60 real test images (6 per class): at its 8.2% error a few are wrong; an untrained net gets about 90% wrong.
-    args = ["evaluate", "--model", "resnet20", "--weights", "resnets-cifar10", "--data", str(cifar_png)]
+    # 60 real test images (6 per class): a finished ResNet gets a few wrong; an untrained net about 90%.
+    args = ["evaluate", "--model", model, "--weights", "resnets-cifar10", "--data", str(cifar_png)]
     assert main([*args, "--split", "test", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["top1_error"] <= 20
