@@ -10,7 +10,7 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from ..core.settings import field_types, flag
+from ..core.settings import field_types, flag, shown
 
 
 def add_config_flags(
@@ -49,12 +49,10 @@ def field_default(f: dataclasses.Field) -> str | None:
 
 
 def shown_value(value: Any) -> str:
-    """A setting's value as its flag takes it: on/off, 0.5,0.75."""
+    """A setting's value as its flag takes it (core.settings.shown), a switch as on/off, a recipe's list as a tuple."""
     if isinstance(value, bool):
         return "on" if value else "off"
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value))
-    return str(value)
+    return shown(tuple(value) if isinstance(value, list) else value)
 
 
 def given_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:

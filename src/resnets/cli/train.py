@@ -7,7 +7,7 @@ import dataclasses
 import functools
 
 from ..core.errors import UserError
-from .flags import add_config_flags, shown_value
+from .flags import add_config_flags, field_default, shown_value
 from .registry import command
 
 # The argument groups of `resnets train --help`, in this order; each TrainConfig field names its group.
@@ -40,10 +40,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 
 def _default(f: dataclasses.Field, recipe: str, values: dict) -> str | None:
     """The value of `recipe` (whose TOML `values` are given) where it sets the field, else the field's default."""
-    if f.default in (None, "") and f.name not in values:
-        return None
-    shown = shown_value(values.get(f.name, f.default))
-    return f"{shown}, the {recipe} recipe's" if f.name in values else shown
+    if f.name in values:
+        return f"{shown_value(values[f.name])}, the {recipe} recipe's"
+    return field_default(f)
 
 
 @command("train", _add_train)

@@ -105,11 +105,11 @@ def check_unchanged(config: Any, before: Any, source: str, mechanics: frozenset[
 def refuse_change(name: str, new: Any, old: Any, source: str) -> NoReturn:
     """The one-line refusal of setting `name` (as the user writes it) changed from `old` to `new` on a resume."""
     raise UserError(
-        f"{name} {_shown(new)} differs from {_shown(old)}, with which the run in {Path(source).parent} was "
-        f"trained; keep the run's {name} {_shown(old)}, or start a new run in another --out"
+        f"{name} {shown(new)} differs from {shown(old)}, with which the run in {Path(source).parent} was "
+        f"trained; keep the run's {name} {shown(old)}, or start a new run in another --out"
     )
 
 
-def _shown(value: Any) -> str:
-    """A setting as its flag takes it: 0.5,0.75 for a tuple."""
+def shown(value: Any) -> str:
+    """A setting's value as its flag takes it: 0.5,0.75 for a tuple."""
     return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
